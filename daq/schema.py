@@ -1,0 +1,262 @@
+"""A small typed-schema checker for YAML configuration.
+
+Every problem is collected, never raised one at a time, each with its dotted path, the YAML
+line it came from and, for a misspelt key, a "did you mean". Drivers declare the schema of
+their own ``options`` with the same :class:`Schema`, so one mechanism checks everything.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .errors import ConfigProblem
+
+_MISSING: Any = object()
+
+
+class YDict(dict):  # type: ignore[type-arg]
+    """A mapping loaded from YAML that remembers the line of itself and of each key."""
+
+    line: int | None = None
+    key_lines: dict[str, int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_lines = {}
+
+
+class YList(list):  # type: ignore[type-arg]
+    line: int | None = None
+    item_lines: list[int]
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.item_lines = []
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> YDict:
+    loader.flatten_mapping(node)
+    out = YDict()
+    out.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[str(key)] = key_node.start_mark.line + 1
+    return out
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> YList:
+    out = YList(loader.construct_object(child, deep=True) for child in node.value)
+    out.line = node.start_mark.line + 1
+    out.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return out
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML keeping line numbers (raises ``yaml.YAMLError`` on a syntax error)."""
+    return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h|d)?\s*$")
+_UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0,
+                 "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """``"10min"`` → 600.0; numbers are seconds. Raises ``ValueError``."""
+    if isinstance(value, bool):
+        raise ValueError("not a duration")
+    if isinstance(value, int | float):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 1s, 10min, 4h)")
+    return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+class Ctx:
+    """Collects problems while a document is checked."""
+
+    def __init__(self) -> None:
+        self.problems: list[ConfigProblem] = []
+
+    def add(self, path: str, message: str, line: int | None = None,
+            hint: str | None = None) -> None:
+        self.problems.append(ConfigProblem(path, message, line, hint))
+
+
+@dataclass
+class Field:
+    """One key of a mapping.
+
+    ``kind`` is one of ``str int float bool duration any`` or a :class:`Schema`,
+    :class:`ListOf` or :class:`MapOf`.
+    """
+
+    kind: Any
+    required: bool = False
+    default: Any = _MISSING
+    choices: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    doc: str = ""
+
+    def check(self, value: Any, path: str, line: int | None, ctx: Ctx) -> Any:
+        kind = self.kind
+        if isinstance(kind, Schema | ListOf | MapOf):
+            return kind.check(value, path, line, ctx)
+        try:
+            value = _coerce(kind, value)
+        except (TypeError, ValueError) as err:
+            ctx.add(path, str(err), line)
+            return _MISSING
+        if self.choices is not None and value not in self.choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], 1)
+            hint = f"did you mean {close[0]!r}?" if close else None
+            ctx.add(path, f"{value!r} is not one of {', '.join(map(str, self.choices))}",
+                    line, hint)
+            return _MISSING
+        if self.min is not None and value < self.min:
+            ctx.add(path, f"{value} is below the minimum {self.min}", line)
+        if self.max is not None and value > self.max:
+            ctx.add(path, f"{value} is above the maximum {self.max}", line)
+        return value
+
+
+def _coerce(kind: str, value: Any) -> Any:
+    if kind == "any":
+        return value
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise TypeError(f"expected true or false, got {value!r}")
+    if kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError(f"expected a whole number, got {value!r}")
+    if kind == "float":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError(f"expected a number, got {value!r}")
+    if kind == "duration":
+        return parse_duration(value)
+    raise AssertionError(f"unknown field kind {kind!r}")
+
+
+@dataclass
+class Schema:
+    """A mapping with known keys. ``check`` may add cross-field problems."""
+
+    fields: dict[str, Field]
+    name: str = ""
+    extra_keys: bool = False
+    validator: Callable[[dict[str, Any], str, Mapping[str, Any], Ctx], None] | None = None
+
+    def check(self, value: Any, path: str, line: int | None, ctx: Ctx) -> Any:
+        if value is None:
+            value = YDict()
+        if not isinstance(value, dict):
+            ctx.add(path, f"expected a mapping, got {type(value).__name__}", line)
+            return _MISSING
+        key_lines = getattr(value, "key_lines", {})
+        out: dict[str, Any] = {}
+        for key, raw in value.items():
+            kline = key_lines.get(str(key), line)
+            spec = self.fields.get(str(key))
+            if spec is None:
+                if self.extra_keys:
+                    out[str(key)] = raw
+                    continue
+                close = difflib.get_close_matches(str(key), list(self.fields), 1, 0.6)
+                hint = f"did you mean {close[0]!r}?" if close else (
+                    "known keys: " + ", ".join(sorted(self.fields)))
+                ctx.add(join(path, str(key)), "unknown key", kline, hint)
+                continue
+            checked = spec.check(raw, join(path, str(key)), kline, ctx)
+            if checked is not _MISSING:
+                out[str(key)] = checked
+        for key, spec in self.fields.items():
+            if key in out or key in value:
+                continue
+            if spec.required:
+                ctx.add(join(path, key), "is required", getattr(value, "line", line))
+            elif spec.default is not _MISSING:
+                out[key] = spec.default() if callable(spec.default) else spec.default
+        if self.validator is not None:
+            self.validator(out, path, key_lines, ctx)
+        return out
+
+
+@dataclass
+class ListOf:
+    item: Field
+
+    def check(self, value: Any, path: str, line: int | None, ctx: Ctx) -> Any:
+        if not isinstance(value, list):
+            ctx.add(path, f"expected a list, got {type(value).__name__}", line)
+            return _MISSING
+        lines = getattr(value, "item_lines", [])
+        out = []
+        for i, raw in enumerate(value):
+            checked = self.item.check(raw, join(path, i), lines[i] if i < len(lines) else line,
+                                      ctx)
+            if checked is not _MISSING:
+                out.append(checked)
+        return out
+
+
+@dataclass
+class MapOf:
+    """A mapping from free names (device names, sensor ids) to one kind of value."""
+
+    item: Field
+    key_pattern: str = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, value: Any, path: str, line: int | None, ctx: Ctx) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            ctx.add(path, f"expected a mapping of names, got {type(value).__name__}", line)
+            return _MISSING
+        key_lines = getattr(value, "key_lines", {})
+        out = {}
+        for key, raw in value.items():
+            kline = key_lines.get(str(key), line)
+            if not re.match(self.key_pattern, str(key)):
+                ctx.add(join(path, str(key)), "name may hold only letters, digits, _ . -",
+                        kline)
+                continue
+            checked = self.item.check(raw, join(path, str(key)), kline, ctx)
+            if checked is not _MISSING:
+                out[str(key)] = checked
+        return out
+
+
+MISSING = _MISSING

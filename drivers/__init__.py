@@ -1,0 +1,1 @@
+"""Device driver plugins shipped with damwatch-daq (one folder each)."""
