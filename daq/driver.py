@@ -57,6 +57,10 @@ class Driver:
         """The channels every successful poll returns."""
         return []
 
+    def transactions(self) -> list[int]:
+        """Registers (or reply bytes / 2) of each request one poll makes: the wire budget."""
+        return [2]
+
     def poll(self, link: Any) -> list[ChannelValue]:
         raise NotImplementedError
 

@@ -43,9 +43,9 @@ def decode(words: Sequence[int], data_type: str, word_order: str = "big") -> flo
 
 def encode(value: float, data_type: str, word_order: str = "big") -> list[int]:
     """The inverse of :func:`decode` (used by simulators and tests)."""
-    count, fmt = DATA_TYPES[data_type]
+    _, fmt = DATA_TYPES[data_type]
     if fmt[-1] in "hHiI":
-        value = int(round(value))
+        value = round(value)
     raw = struct.pack(fmt, value)
     words = [int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)]
     return words if word_order == "big" else list(reversed(words))

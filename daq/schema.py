@@ -20,7 +20,7 @@ from .errors import ConfigProblem
 _MISSING: Any = object()
 
 
-class YDict(dict):  # type: ignore[type-arg]
+class YDict(dict[str, Any]):
     """A mapping loaded from YAML that remembers the line of itself and of each key."""
 
     line: int | None = None
@@ -31,7 +31,7 @@ class YDict(dict):  # type: ignore[type-arg]
         self.key_lines = {}
 
 
-class YList(list):  # type: ignore[type-arg]
+class YList(list[Any]):
     line: int | None = None
     item_lines: list[int]
 
@@ -68,7 +68,7 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 
 def load_yaml(text: str) -> Any:
     """Parse YAML keeping line numbers (raises ``yaml.YAMLError`` on a syntax error)."""
-    return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
 
 
 def join(path: str, key: str | int) -> str:

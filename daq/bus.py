@@ -1,0 +1,240 @@
+"""One worker thread per physical bus: it owns the line and the schedule of its devices.
+
+Only this thread talks on its line, so two transactions never interleave. Each device has
+its own interval, aligned to the wall clock (a 10-minute scan fires at :00, :10 …) and
+waited for on the monotonic clock, with every wait bounded by one interval, so a clock step
+neither fires a burst of polls nor stalls the schedule. A silent device costs its own
+timeout and no more; after repeated failures it is probed less often (exponential backoff),
+and every poll that was due but not acquired yields a gap record (quality ``missing``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from .config import BusConfig, DeviceConfig
+from .driver import Driver
+from .errors import DeviceError, NoResponse, ProtocolError
+from .model import ChannelValue, Quality, format_ts
+
+log = structlog.get_logger("daq.bus")
+
+
+@dataclass
+class PollResult:
+    device: DeviceConfig
+    ts: datetime
+    values: list[ChannelValue]
+    ok: bool
+
+
+@dataclass
+class DeviceState:
+    """Per-device health, shown by ``daq status``."""
+
+    name: str
+    driver: str
+    interval: float
+    up: bool | None = None  # None: not polled yet
+    polls: int = 0
+    failures: int = 0
+    no_response: int = 0
+    protocol_errors: int = 0
+    driver_errors: int = 0
+    gaps: int = 0
+    skipped: int = 0
+    consecutive_failures: int = 0
+    last_ok: str | None = None
+    last_error: str | None = None
+    last_values: dict[str, Any] = field(default_factory=dict)
+    backoff: float = 0.0
+
+
+def open_link(bus: BusConfig) -> Any:
+    """Open the bus's transport; the returned object is what drivers' ``poll`` receives."""
+    if bus.url.startswith("sim://"):
+        import daq.sim  # noqa: F401  registers the sim:// pyserial URL handler
+    if bus.protocol == "modbus_tcp":
+        from pymodbus.client import ModbusTcpClient
+
+        host, _, port = bus.url.removeprefix("tcp://").rpartition(":")
+        client: Any = ModbusTcpClient(host.strip("[]"), port=int(port), timeout=bus.timeout,
+                                      retries=bus.retries)
+    elif bus.protocol == "modbus_rtu":
+        from pymodbus.client import ModbusSerialClient
+        from pymodbus.framer import FramerType
+
+        client = ModbusSerialClient(bus.url, framer=FramerType.RTU, baudrate=bus.baudrate,
+                                    bytesize=bus.bytesize, parity=bus.parity,
+                                    stopbits=bus.stopbits, timeout=bus.timeout,
+                                    retries=bus.retries)
+    else:
+        import serial
+
+        return serial.serial_for_url(bus.url, baudrate=bus.baudrate, bytesize=bus.bytesize,
+                                     parity=bus.parity, stopbits=bus.stopbits,
+                                     timeout=bus.timeout)
+    if not client.connect():
+        client.close()
+        raise OSError(f"cannot open {bus.url}")
+    return client
+
+
+def close_link(link: Any) -> None:
+    try:
+        link.close()
+    except Exception:  # closing a broken transport may fail in many ways; it is gone anyway
+        pass
+
+
+def next_slot(now_wall: float, interval: float) -> float:
+    """The next wall-clock instant aligned to ``interval`` strictly after ``now_wall``."""
+    return (math.floor(now_wall / interval) + 1) * interval
+
+
+class BusWorker(threading.Thread):
+    def __init__(self, bus: BusConfig, drivers: dict[str, Driver],
+                 sink: Callable[[PollResult], None], *,
+                 opener: Callable[[BusConfig], Any] = open_link) -> None:
+        super().__init__(name=f"bus-{bus.name}", daemon=True)
+        self.bus = bus
+        self.devices = {d.name: d for d in bus.devices}
+        self.drivers = drivers
+        self.sink = sink
+        self._opener = opener
+        self._halt = threading.Event()
+        self.link: Any = None
+        self.link_error: str | None = None
+        self.heartbeat = time.monotonic()
+        self.states = {d.name: DeviceState(d.name, d.driver, d.interval) for d in bus.devices}
+        self.log = log.bind(bus=bus.name, url=bus.url)
+        now = time.time()
+        self._due = {d.name: next_slot(now, d.interval) for d in bus.devices}
+        self._probe = dict.fromkeys(self.devices, 0.0)  # backoff: earliest wall time to poll
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def run(self) -> None:
+        try:
+            while not self._halt.is_set():
+                self.heartbeat = time.monotonic()
+                name = min(self._due, key=self._due.__getitem__)
+                due = self._due[name]
+                wait = due - time.time()
+                interval = self.devices[name].interval
+                if wait > 0:
+                    # bounded by one interval: a clock stepped backwards cannot stall us
+                    self._halt.wait(min(wait, interval, 1.0))
+                    continue
+                self._poll_due(name, due)
+        finally:
+            if self.link is not None:
+                close_link(self.link)
+
+    def _poll_due(self, name: str, due: float) -> None:
+        dev = self.devices[name]
+        now = time.time()
+        if now - due >= dev.interval:
+            # slots lost to a busy bus or a forward clock step: counted, then resync (no burst)
+            self.states[name].skipped += int((now - due) // dev.interval)
+        self._due[name] = next_slot(now, dev.interval)
+        ts = datetime.now(UTC)
+        if now < self._probe[name]:
+            self._emit_gap(dev, ts, "backoff")
+            return
+        self._poll(dev, ts)
+
+    def _ensure_link(self) -> bool:
+        if self.link is not None:
+            return True
+        try:
+            self.link = self._opener(self.bus)
+        except Exception as err:  # pyserial/pymodbus raise many kinds; all mean "no line"
+            text = f"{type(err).__name__}: {err}"
+            if text != self.link_error:
+                self.log.error("bus_unavailable", error=text)
+            self.link_error = text
+            return False
+        if self.link_error is not None:
+            self.log.info("bus_available")
+        self.link_error = None
+        return True
+
+    def _poll(self, dev: DeviceConfig, ts: datetime) -> None:
+        st = self.states[dev.name]
+        if not self._ensure_link():
+            self._fail(dev, ts, "bus_unavailable", self.link_error or "")
+            return
+        drv = self.drivers[dev.name]
+        if dev.timeout is not None and hasattr(self.link, "comm_params"):
+            self.link.comm_params.timeout_connect = dev.timeout
+        elif hasattr(self.link, "comm_params"):
+            self.link.comm_params.timeout_connect = self.bus.timeout
+        if hasattr(self.link, "timeout") and not hasattr(self.link, "comm_params"):
+            self.link.timeout = dev.timeout or self.bus.timeout
+        st.polls += 1
+        try:
+            values = drv.poll(self.link)
+        except NoResponse as err:
+            st.no_response += 1
+            self._fail(dev, ts, "no_response", str(err))
+            return
+        except ProtocolError as err:
+            st.protocol_errors += 1
+            self._fail(dev, ts, "protocol_error", str(err))
+            return
+        except DeviceError as err:
+            self._fail(dev, ts, "device_error", str(err))
+            return
+        except OSError as err:  # the line itself failed (adapter unplugged): reopen later
+            close_link(self.link)
+            self.link = None
+            self._fail(dev, ts, "bus_error", f"{type(err).__name__}: {err}")
+            return
+        except Exception as err:  # a driver bug must not take the bus down
+            st.driver_errors += 1
+            self._fail(dev, ts, "driver_error", f"{type(err).__name__}: {err}")
+            return
+        self._ok(dev, ts, values)
+
+    def _ok(self, dev: DeviceConfig, ts: datetime, values: list[ChannelValue]) -> None:
+        st = self.states[dev.name]
+        if st.up is False:
+            self.log.info("device_up", device=dev.name, after_failures=st.consecutive_failures)
+        st.up = True
+        st.consecutive_failures = 0
+        st.backoff = 0.0
+        self._probe[dev.name] = 0.0
+        st.last_ok = format_ts(ts)
+        st.last_values = {v.channel: {"value": v.value, "unit": v.unit,
+                                      "quality": v.quality.value} for v in values}
+        self.sink(PollResult(dev, ts, values, True))
+
+    def _fail(self, dev: DeviceConfig, ts: datetime, kind: str, text: str) -> None:
+        st = self.states[dev.name]
+        st.failures += 1
+        st.consecutive_failures += 1
+        st.last_error = f"{kind}: {text}"
+        if st.up is not False:  # log the transition once, not every poll
+            self.log.warning("device_down", device=dev.name, reason=kind, error=text)
+        st.up = False
+        if st.consecutive_failures >= 3:
+            st.backoff = min(max(st.backoff * 2, dev.interval * 2), dev.backoff_max)
+            self._probe[dev.name] = time.time() + st.backoff - dev.interval / 2
+        self._emit_gap(dev, ts, kind)
+
+    def _emit_gap(self, dev: DeviceConfig, ts: datetime, reason: str) -> None:
+        st = self.states[dev.name]
+        st.gaps += 1
+        gaps = [ChannelValue(c.name, None, c.unit, Quality.MISSING, c.quantity, (reason,))
+                for c in self.drivers[dev.name].channels]
+        self.sink(PollResult(dev, ts, gaps, False))

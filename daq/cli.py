@@ -1,0 +1,232 @@
+"""The ``daq`` command: run the daemon, check a configuration, and field diagnostics.
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad input or configuration. Human tables by
+default, ``--json`` for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import __version__
+from .errors import ConfigError
+from .tables import render
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+# Subcommands contributed by other modules: each has register(subparsers).
+_PLUGGED = ["daq.convert.cli"]
+_PLUGGED_GNSS = ["daq.gnss.cli_decode", "daq.gnss.cli_sessions", "daq.gnss.cli_solve"]
+
+
+def _print_config_error(err: ConfigError) -> None:
+    print(f"daq: {len(err.problems)} problem(s) in {err.source or 'configuration'}:",
+          file=sys.stderr)
+    for p in err.problems:
+        print(f"  - {p}", file=sys.stderr)
+
+
+def _load(args: argparse.Namespace, *, quarantine: bool = False) -> Any:
+    from . import config
+
+    cfg = config.load(args.config, quarantine=quarantine)
+    url = getattr(args, "mqtt_url", None)
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ConfigError([config.ConfigProblem("--mqtt-url",
+                                                    f"{url!r} is not mqtt://host:port")])
+        base = cfg.mqtt or config._build_mqtt(
+            config.MQTT.check({}, "", None, config.Ctx()), cfg.rtu)
+        cfg = dataclasses.replace(cfg, mqtt=dataclasses.replace(
+            base, host=parts.hostname, port=parts.port or 1883,
+            tls_enabled=parts.scheme == "mqtts"))
+    return cfg
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .daemon import readings_per_second
+
+    try:
+        cfg = _load(args)
+    except ConfigError as err:
+        if args.json:
+            print(json.dumps({"ok": False, "problems": [dataclasses.asdict(p)
+                                                        for p in err.problems]}, indent=1))
+        else:
+            _print_config_error(err)
+        return EXIT_BAD_INPUT
+    from .budget import bus_budget
+
+    budgets = [bus_budget(bus, cfg.drivers) for bus in cfg.buses]
+    if args.json:
+        print(json.dumps({"ok": True, "devices": len(cfg.devices),
+                          "readings_per_s": readings_per_second(cfg),
+                          "buses": budgets}, indent=1))
+        return EXIT_OK
+    print(f"{args.config}: OK — site {cfg.site}, rtu {cfg.rtu}, {len(cfg.buses)} bus(es), "
+          f"{len(cfg.devices)} device(s), {len(cfg.sensors)} sensor(s), "
+          f"{readings_per_second(cfg):.1f} readings/s")
+    print(render(["bus", "protocol", "devices", "load", "verdict"],
+                 [[b["bus"], b["protocol"], b["devices"], f"{b['load'] * 100:.0f} %",
+                   b["verdict"]] for b in budgets]))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import logs
+    from .daemon import Daemon
+
+    try:
+        cfg = _load(args, quarantine=True)
+    except ConfigError as err:
+        _print_config_error(err)
+        return EXIT_BAD_INPUT
+    logs.configure(cfg.log_level, args.log_format or cfg.log_format)
+    import structlog
+
+    log = structlog.get_logger("daq.cli")
+    for p in cfg.quarantined:
+        log.error("config_quarantined", path=p.path, line=p.line, problem=p.message,
+                  hint=p.hint)
+    try:
+        daemon = Daemon(cfg, state_dir=args.state_dir)
+    except OSError as err:
+        log.error("startup_failed", error=str(err))
+        return EXIT_FAILURE
+    daemon.install_signal_handlers()
+    daemon.run_forever()
+    return EXIT_OK
+
+
+def cmd_drivers(args: argparse.Namespace) -> int:
+    from .driver import discover
+
+    found, failed = discover()
+    rows = [{"name": n, "link": d.link_kind, "target": f"{d.__module__}.{d.__qualname__}",
+             "status": "ok", "description": d.description or (d.__doc__ or "").strip()
+             .splitlines()[0] if (d.description or d.__doc__) else ""}
+            for n, d in sorted(found.items())]
+    rows += [{"name": f.name, "link": "-", "target": f.target, "status": "quarantined",
+              "description": f.error} for f in failed]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(render(["driver", "link", "status", "description"],
+                     [[r["name"], r["link"], r["status"], r["description"]] for r in rows]))
+    return EXIT_OK if not failed else EXIT_FAILURE
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    if args.state_dir:
+        return Path(args.state_dir)
+    if args.config:
+        from . import config
+
+        return Path(config.load(args.config).state_dir)
+    return Path(os.environ.get("STATE_DIRECTORY", "/var/lib/daq"))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import read_status, show_status
+
+    try:
+        state_dir = _state_dir(args)
+    except ConfigError as err:
+        _print_config_error(err)
+        return EXIT_BAD_INPUT
+    status, problem = read_status(state_dir)
+    if status is None:
+        print(f"daq: {problem}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(status, indent=1))
+    else:
+        print(show_status(status, device=args.device))
+    return EXIT_OK if status.get("running") else EXIT_FAILURE
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="daq", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"damwatch-daq {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run the daemon")
+    r.add_argument("--config", required=True, help="YAML configuration file")
+    r.add_argument("--mqtt-url", help="override mqtt.url, e.g. mqtt://127.0.0.1:1883")
+    r.add_argument("--state-dir", help="override state_dir (outbox, status file)")
+    r.add_argument("--log-format", choices=("json", "console"), help="override log.format")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("check", help="validate a configuration; exit 2 on any problem")
+    c.add_argument("--config", required=True)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_check)
+
+    d = sub.add_parser("drivers", help="list installed drivers (and quarantined ones)")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_drivers)
+
+    s = sub.add_parser("status", help="state of the running daemon")
+    s.add_argument("--config", help="find the state directory from this configuration")
+    s.add_argument("--state-dir", help="the daemon's state directory")
+    s.add_argument("--device", help="show only this device (and its last values)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    m = sub.add_parser("demo", help="run the bundled demo with a local broker and watch it")
+    m.add_argument("--config", default=None, help="default: the bundled configs/demo.yaml")
+    m.add_argument("--mqtt-url", help="use this broker instead of starting a mosquitto")
+    m.add_argument("--state-dir", help="default: a temporary directory")
+    m.add_argument("--duration", type=float, default=0, help="stop after N seconds (0: never)")
+    m.set_defaults(func=cmd_demo)
+
+    for name in _PLUGGED:
+        _plug(name, sub)
+    g = sub.add_parser("gnss", help="GNSS sessions, raw logs and baseline solutions")
+    gsub = g.add_subparsers(dest="gnss_command", required=True, metavar="GNSS_COMMAND")
+    for name in _PLUGGED_GNSS:
+        _plug(name, gsub)
+    return p
+
+
+def _plug(module: str, sub: Any) -> None:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return  # that part is not installed in this build
+    mod.register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "run":  # run configures logging from its configuration
+        from . import logs
+
+        logs.configure("warning")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,260 @@
+"""The daemon: bus workers → pipeline (sensors, outbox) → publisher, under one supervisor.
+
+The main thread supervises: it writes the status file that ``daq status`` reads, feeds the
+systemd watchdog only while every worker is alive, and stops everything on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from . import __version__
+from .bus import BusWorker, PollResult
+from .config import Config, instantiate
+from .model import Lane, Reading, format_ts, utcnow
+from .outbox import Outbox
+from .publisher import Publisher
+from .sdnotify import Notifier
+
+log = structlog.get_logger("daq.daemon")
+
+_LANES = {"raw": Lane.RAW, "result": Lane.RESULT, "alarm": Lane.ALARM}
+ROW_BYTES = 250  # on-disk size of an outbox row with its index (FIELD-NOTES.md: ~228 B)
+
+
+def readings_per_second(cfg: Config) -> float:
+    """Expected readings/s at the configured intervals, for sizing the outbox in days."""
+    total = 0.0
+    for dev in cfg.devices:
+        drv = instantiate(dev, cfg.drivers)
+        total += max(len(drv.channels), 1) / dev.interval
+    return total
+
+
+def outbox_cap(cfg: Config) -> int:
+    cap = int(cfg.outbox.max_days * 86400 * max(readings_per_second(cfg), 0.01))
+    if cfg.outbox.max_mb is not None:
+        cap = min(cap, int(cfg.outbox.max_mb * 2**20 / ROW_BYTES))
+    return max(cap, 1000)
+
+
+class Pipeline(threading.Thread):
+    """Turns poll results into readings and commits them to the outbox in batches."""
+
+    def __init__(self, cfg: Config, outbox: Outbox, on_commit: Any = None) -> None:
+        super().__init__(name="pipeline", daemon=True)
+        self.cfg = cfg
+        self.outbox = outbox
+        self.queue: queue.Queue[PollResult | None] = queue.Queue()
+        self.on_commit = on_commit
+        self.heartbeat = time.monotonic()
+        self.accepted = 0
+        self.commits = 0
+        self.sensors: Any = None
+        if cfg.sensors:
+            from .sensors import SensorSet
+
+            channels = {f"{d.name}/{c.name}" for d in cfg.devices
+                        for c in instantiate(d, cfg.drivers).channels}
+            self.sensors = SensorSet.build(dict(cfg.sensors), channels)
+        self._done = threading.Event()
+
+    def submit(self, result: PollResult) -> None:
+        self.queue.put(result)
+
+    def readings(self, res: PollResult) -> list[tuple[str, Reading]]:
+        dev = res.device
+        topic = f"data/{dev.name}"
+        lane = _LANES[dev.lane]
+        out = [(topic, Reading(device=dev.name, channel=f"{dev.name}/{v.channel}",
+                               quantity=v.quantity, value=v.value, unit=v.unit,
+                               quality=v.quality, ts=res.ts, lane=lane, flags=v.flags,
+                               raw=v.raw)) for v in res.values]
+        if self.sensors is not None:
+            out.extend((topic, r) for r in self.sensors.process(dev.name, res.values, res.ts))
+        return out
+
+    def run(self) -> None:
+        interval, batch = self.cfg.outbox.commit_interval, self.cfg.outbox.commit_batch
+        stopping = False
+        while not stopping:
+            self.heartbeat = time.monotonic()
+            items: list[tuple[str, Reading]] = []
+            deadline = time.monotonic() + interval
+            while len(items) < batch:
+                try:
+                    res = self.queue.get(timeout=max(deadline - time.monotonic(), 0.0))
+                except queue.Empty:
+                    break
+                if res is None:
+                    stopping = True
+                    break
+                try:
+                    items.extend(self.readings(res))
+                except Exception as err:  # a sensor bug must not stop acquisition
+                    log.error("pipeline_error", device=res.device.name,
+                              error=f"{type(err).__name__}: {err}")
+                    self.outbox.bump("pipeline_errors")
+            if items:
+                self.outbox.add(items)
+                self.accepted += len(items)
+                self.commits += 1
+                if self.on_commit is not None:
+                    self.on_commit()
+        self._done.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.queue.put(None)
+        self._done.wait(timeout)
+
+
+class Daemon:
+    def __init__(self, cfg: Config, *, state_dir: str | None = None) -> None:
+        self.cfg = cfg
+        self.state_dir = Path(state_dir or cfg.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(self.state_dir / "outbox.sqlite3", max_rows=outbox_cap(cfg))
+        self.publisher: Publisher | None = None
+        self.pipeline = Pipeline(cfg, self.outbox, on_commit=self._wake_publisher)
+        self.workers = [BusWorker(bus, {d.name: instantiate(d, cfg.drivers)
+                                        for d in bus.devices}, self.pipeline.submit)
+                        for bus in cfg.buses]
+        if cfg.mqtt is not None:
+            self.publisher = Publisher(cfg.mqtt, self.outbox, site=cfg.site, rtu=cfg.rtu,
+                                       health=self.health)
+        self.notifier = Notifier()
+        self.started = utcnow()
+        self._stop = threading.Event()
+
+    def _wake_publisher(self) -> None:
+        if self.publisher is not None:
+            self.publisher.wakeup.set()
+
+    # -- state ------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        devices = [s for w in self.workers for s in w.states.values()]
+        return {
+            "uptime_s": round((utcnow() - self.started).total_seconds()),
+            "outbox": self.outbox.depth(),
+            "counters": self.outbox.counters(),
+            "devices_up": sum(1 for s in devices if s.up),
+            "devices_down": sum(1 for s in devices if s.up is False),
+            "clock_synchronised": clock_synchronised(),
+        }
+
+    def status(self) -> dict[str, Any]:
+        link: dict[str, Any] = ({"configured": False} if self.publisher is None
+                                else {"configured": True, **asdict(self.publisher.state)})
+        return {
+            "version": __version__, "pid": os.getpid(), "site": self.cfg.site,
+            "rtu": self.cfg.rtu, "started": format_ts(self.started),
+            "updated": format_ts(utcnow()), "config": self.cfg.source,
+            "buses": [{"name": w.bus.name, "url": w.bus.url, "protocol": w.bus.protocol,
+                       "open": w.link is not None, "error": w.link_error,
+                       "devices": [asdict(s) for s in w.states.values()]}
+                      for w in self.workers],
+            "outbox": {"depth": self.outbox.depth(), "cap_rows": self.outbox.max_rows,
+                       "counters": self.outbox.counters(),
+                       "accepted": self.pipeline.accepted},
+            "broker": link,
+            "sensors": dict(getattr(self.pipeline.sensors, "counters", {}) or {}),
+            "clock_synchronised": clock_synchronised(),
+        }
+
+    def write_status(self) -> None:
+        path = self.state_dir / "status.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.status(), indent=1, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.pipeline.start()
+        for w in self.workers:
+            w.start()
+        if self.publisher is not None:
+            self.publisher.start()
+        else:
+            log.warning("no_broker_configured",
+                        hint="readings are buffered in the outbox until mqtt is configured")
+        log.info("daemon_started", site=self.cfg.site, rtu=self.cfg.rtu,
+                 buses=len(self.workers), devices=len(self.cfg.devices),
+                 state_dir=str(self.state_dir), outbox_cap_rows=self.outbox.max_rows)
+
+    def alive(self) -> bool:
+        now = time.monotonic()
+        threads_ok = all(w.is_alive() for w in self.workers) and self.pipeline.is_alive()
+        beats_ok = now - self.pipeline.heartbeat < 30 and all(
+            now - w.heartbeat < 60 + max((d.timeout or w.bus.timeout) for d in w.bus.devices)
+            for w in self.workers if w.bus.devices)
+        return threads_ok and beats_ok
+
+    def run_forever(self) -> None:
+        self.start()
+        self.notifier.ready(f"acquiring from {len(self.cfg.devices)} devices")
+        wd = self.notifier.watchdog_interval
+        next_status = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_status:
+                self.write_status()
+                next_status = now + 2.0
+            if wd is not None and self.alive():
+                self.notifier.watchdog()
+            self._stop.wait(min(wd or 1.0, 1.0))
+        self.shutdown()
+
+    def request_stop(self, *_: Any) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def shutdown(self) -> None:
+        self.notifier.stopping()
+        for w in self.workers:
+            w.stop()
+        for w in self.workers:
+            w.join(5.0)
+        self.pipeline.stop()  # commits what was polled: accepted before we go
+        if self.publisher is not None:
+            deadline = time.monotonic() + 3.0  # a short grace to send what is buffered
+            while (self.publisher.state.connected and time.monotonic() < deadline
+                   and sum(self.outbox.depth().values())):
+                time.sleep(0.05)
+            self.publisher.stop()
+            self.publisher.join(5.0)
+        self.write_status()
+        self.outbox.close()
+        log.info("daemon_stopped")
+
+
+def clock_synchronised() -> bool | None:
+    """True/False when the kernel says (adjtimex via timedatectl's flag file); None unknown."""
+    if os.path.exists("/run/systemd/timesync/synchronized"):
+        return True
+    try:
+        import ctypes
+
+        class Timex(ctypes.Structure):
+            _fields_ = [("modes", ctypes.c_uint), ("pad", ctypes.c_byte * 204)]
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        state = libc.adjtimex(ctypes.byref(Timex()))
+    except (OSError, AttributeError):
+        return None
+    return bool(state != 5)  # TIME_ERROR (5): the clock is not synchronised
+

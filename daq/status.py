@@ -1,0 +1,81 @@
+"""``daq status``: read the running daemon's status file and show it to a technician."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .model import parse_ts
+from .tables import render
+
+STALE_AFTER_S = 10.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_status(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    path = state_dir / "status.json"
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, f"no status file at {path}: is the daemon running with this state dir?"
+    except (OSError, ValueError) as err:
+        return None, f"cannot read {path}: {err}"
+    age = time.time() - parse_ts(status["updated"]).timestamp()
+    status["age_s"] = round(age, 1)
+    status["running"] = _pid_alive(int(status["pid"])) and age < STALE_AFTER_S
+    return status, None
+
+
+def show_status(st: dict[str, Any], device: str | None = None) -> str:
+    out = []
+    state = "running" if st["running"] else f"NOT RUNNING (status {st['age_s']} s old)"
+    out.append(f"daq {st['version']} pid {st['pid']} — site {st['site']} rtu {st['rtu']} "
+               f"— {state}, since {st['started']}")
+    b = st["broker"]
+    if not b.get("configured"):
+        out.append("broker: none configured — readings are kept in the outbox")
+    else:
+        link = "connected" if b["connected"] else "DOWN"
+        out.append(f"broker {b['broker']}: {link}" + (f" since {b['since']}" if b["since"]
+                                                       else "")
+                   + (f" — last error: {b['last_error']}" if b["last_error"] else "")
+                   + f" — {b['readings_acked']} readings acknowledged")
+    ob = st["outbox"]
+    depth = ob["depth"]
+    out.append(f"outbox: {sum(depth.values())} buffered (alarm {depth['alarm']}, result "
+               f"{depth['result']}, raw {depth['raw']}) of cap {ob['cap_rows']}; "
+               f"evicted {sum(v for k, v in ob['counters'].items() if k.startswith('evicted'))}")
+    clock = {True: "synchronised", False: "NOT synchronised", None: "unknown"}
+    out.append(f"clock: {clock[st.get('clock_synchronised')]}")
+    rows = []
+    for bus in st["buses"]:
+        for d in bus["devices"]:
+            if device and d["name"] != device:
+                continue
+            up = {True: "up", False: "DOWN", None: "waiting"}[d["up"]]
+            rows.append([bus["name"], d["name"], d["driver"], up, d["polls"], d["failures"],
+                         d["gaps"], d["last_ok"], d["last_error"] or ""])
+    out.append("")
+    out.append(render(["bus", "device", "driver", "state", "polls", "fail", "gaps",
+                       "last ok (UTC)", "last error"], rows))
+    if device:
+        for bus in st["buses"]:
+            for d in bus["devices"]:
+                if d["name"] == device:
+                    out.append("")
+                    out.append(render(["channel", "value", "unit", "quality"],
+                                      [[ch, v["value"], v["unit"], v["quality"]]
+                                       for ch, v in d["last_values"].items()]))
+    return "\n".join(out)
