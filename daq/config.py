@@ -410,7 +410,7 @@ def _build_buses(buses: dict[str, Any], doc: Any, drivers: Mapping[str, type[Dri
                                             dlines.get("options", line), ctx)
             address = _address(dev.get("address"), drv, join(path, "address"),
                                 dlines.get("address", line), ctx)
-            if not isinstance(opts, dict):
+            if not isinstance(opts, dict) or len(ctx.problems) > before:
                 continue
             cfg = DeviceConfig(name=dev_name, bus=bus_name, driver=dev["driver"],
                                address=address, interval=dev["interval"],
@@ -427,8 +427,7 @@ def _build_buses(buses: dict[str, Any], doc: Any, drivers: Mapping[str, type[Dri
                 ctx.add(path, f"driver {dev['driver']!r} rejected the device: "
                         f"{type(err).__name__}: {err}", line)
                 continue
-            if len(ctx.problems) == before:
-                devices.append(cfg)
+            devices.append(cfg)
         if "protocol" in bus and "url" in bus:
             out.append(BusConfig(name=bus_name, protocol=bus["protocol"], url=bus["url"],
                                  baudrate=bus["baudrate"], bytesize=bus["bytesize"],

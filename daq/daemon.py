@@ -6,10 +6,13 @@ systemd watchdog only while every worker is alive, and stops everything on SIGTE
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import queue
 import signal
+import sqlite3
 import threading
 import time
 from dataclasses import asdict
@@ -21,7 +24,7 @@ import structlog
 from . import __version__
 from .bus import BusWorker, PollResult
 from .config import Config, instantiate
-from .model import Lane, Reading, format_ts, utcnow
+from .model import ChannelValue, Lane, Quality, Reading, format_ts, utcnow
 from .outbox import Outbox
 from .publisher import Publisher
 from .sdnotify import Notifier
@@ -76,17 +79,15 @@ class Pipeline(threading.Thread):
         dev = res.device
         topic = f"data/{dev.name}"
         lane = _LANES[dev.lane]
-        out = [(topic, Reading(device=dev.name, channel=f"{dev.name}/{v.channel}",
-                               quantity=v.quantity, value=v.value, unit=v.unit,
-                               quality=v.quality, ts=res.ts, lane=lane, flags=v.flags,
-                               raw=v.raw)) for v in res.values]
+        out = [(topic, _reading(dev.name, v, res, lane)) for v in res.values]
         if self.sensors is not None:
             out.extend((topic, r) for r in self.sensors.process(dev.name, res.values, res.ts))
-        return out
+        return [(t, sanitize(r)) for t, r in out]
 
     def run(self) -> None:
         interval, batch = self.cfg.outbox.commit_interval, self.cfg.outbox.commit_batch
         stopping = False
+        pending: list[tuple[str, Reading]] = []
         while not stopping:
             self.heartbeat = time.monotonic()
             items: list[tuple[str, Reading]] = []
@@ -105,10 +106,17 @@ class Pipeline(threading.Thread):
                     log.error("pipeline_error", device=res.device.name,
                               error=f"{type(err).__name__}: {err}")
                     self.outbox.bump("pipeline_errors")
-            if items:
-                self.outbox.add(items)
-                self.accepted += len(items)
+            pending.extend(items)
+            if pending:
+                try:
+                    self.outbox.add(pending)
+                except (sqlite3.Error, OSError) as err:  # disk full, I/O error: keep, retry
+                    log.error("outbox_commit_failed", error=str(err), held=len(pending))
+                    time.sleep(1.0)
+                    continue
+                self.accepted += len(pending)
                 self.commits += 1
+                pending = []
                 if self.on_commit is not None:
                     self.on_commit()
         self._done.set()
@@ -116,6 +124,33 @@ class Pipeline(threading.Thread):
     def stop(self, timeout: float = 10.0) -> None:
         self.queue.put(None)
         self._done.wait(timeout)
+
+
+def _reading(device: str, v: ChannelValue, res: PollResult, lane: Lane) -> Reading:
+    return Reading(device=device, channel=f"{device}/{v.channel}", quantity=v.quantity,
+                   value=v.value, unit=v.unit, quality=v.quality, ts=res.ts, lane=lane,
+                   flags=v.flags, raw=v.raw)
+
+
+def sanitize(r: Reading) -> Reading:
+    """JSON has no NaN or infinity: such a value is kept as null, flagged ``bad``."""
+    value, quality, flags = r.value, r.quality, r.flags
+    if value is not None and not math.isfinite(value):
+        value, quality, flags = None, Quality.BAD, (*flags, "not_finite")
+    elif value is None and quality in (Quality.GOOD, Quality.SUSPECT):
+        quality = Quality.MISSING
+    raw = r.raw and {k: _finite_or_none(x) for k, x in r.raw.items()}
+    if (value, quality, flags, raw) == (r.value, r.quality, r.flags, r.raw):
+        return r
+    return dataclasses.replace(r, value=value, quality=quality, flags=flags, raw=raw)
+
+
+def _finite_or_none(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, list | tuple):
+        return [_finite_or_none(i) for i in x]
+    return x
 
 
 class Daemon:
@@ -233,7 +268,7 @@ class Daemon:
         if self.publisher is not None:
             deadline = time.monotonic() + 3.0  # a short grace to send what is buffered
             while (self.publisher.state.connected and time.monotonic() < deadline
-                   and sum(self.outbox.depth().values())):
+                   and any(self.outbox.depth().values())):
                 time.sleep(0.05)
             self.publisher.stop()
             self.publisher.join(5.0)

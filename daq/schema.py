@@ -202,7 +202,11 @@ class Schema:
             if checked is not _MISSING:
                 out[str(key)] = checked
         for key, spec in self.fields.items():
-            if key in out or key in value:
+            if key in out:
+                continue
+            if key in value:  # present but invalid (already reported): use the default so
+                if spec.default is not _MISSING:  # later checks still see a whole object
+                    out[key] = spec.default() if callable(spec.default) else spec.default
                 continue
             if spec.required:
                 ctx.add(join(path, key), "is required", getattr(value, "line", line))

@@ -1,0 +1,66 @@
+"""The outbox: seq assigned at commit and persistent, lanes, acknowledgement, eviction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from daq.model import Lane, Quality, Reading, utcnow
+from daq.outbox import Outbox
+
+
+def reading(channel: str, value: float, lane: Lane = Lane.RAW) -> Reading:
+    return Reading(device="d", channel=channel, quantity="q", value=value, unit="m",
+                   quality=Quality.GOOD, ts=utcnow(), lane=lane)
+
+
+def test_seq_is_per_channel_and_survives_reopening(tmp_path: Path) -> None:
+    """seq counts per channel from 1, and continues after the file is reopened."""
+    ob = Outbox(tmp_path / "o.db")
+    assert ob.add([("t", reading("a", 1)), ("t", reading("b", 2)), ("t", reading("a", 3))]) \
+        == [1, 1, 2]
+    ob.ack(ob.all_rows())
+    ob.close()
+    ob = Outbox(tmp_path / "o.db")
+    assert ob.add([("t", reading("a", 4))]) == [3]
+    row = ob.all_rows()[0]
+    assert json.loads(row.payload)["seq"] == 3 and row.channel == "a"
+
+
+def test_lanes_drain_alarms_first_and_in_order(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    ob.add([("t", reading("raw", i)) for i in range(5)])
+    ob.add([("t", reading("al", 9, Lane.ALARM))])
+    assert ob.depth() == {"alarm": 1, "result": 0, "raw": 5}
+    assert [r.channel for r in ob.pending(Lane.ALARM, 0, 10)] == ["al"]
+    raw = ob.pending(Lane.RAW, 0, 3)
+    assert [r.seq for r in raw] == [1, 2, 3]
+    assert [r.seq for r in ob.pending(Lane.RAW, raw[-1].id, 10)] == [4, 5]
+    assert ob.ack(raw) == 3 and ob.ack(raw) == 0
+    assert ob.depth()["raw"] == 2
+
+
+def test_cap_evicts_oldest_raw_first_never_alarms_and_counts(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db", max_rows=10)
+    ob.add([("t", reading("al", i, Lane.ALARM)) for i in range(4)])
+    ob.add([("t", reading("res", i, Lane.RESULT)) for i in range(3)])
+    ob.add([("t", reading("raw", i)) for i in range(8)])
+    depth = ob.depth()
+    assert depth == {"alarm": 4, "result": 3, "raw": 3}
+    assert [r.seq for r in ob.pending(Lane.RAW, 0, 10)] == [6, 7, 8]
+    assert ob.counters() == {"evicted_raw": 5}
+    ob.add([("t", reading("al", 9, Lane.ALARM)) for _ in range(8)])
+    assert ob.depth()["alarm"] == 12 and ob.depth()["result"] == 0
+    assert ob.counters()["evicted_result"] == 3
+
+
+def test_nan_is_refused_before_commit(tmp_path: Path) -> None:
+    """JSON has no NaN: a driver must flag it; the outbox never stores an unparsable row."""
+    ob = Outbox(tmp_path / "o.db")
+    try:
+        ob.add([("t", reading("a", float("nan")))])
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("NaN was accepted")
+    assert ob.all_rows() == [] and ob.last_seq("a") == 0
