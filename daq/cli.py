@@ -14,7 +14,6 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from . import __version__
 from .errors import ConfigError
@@ -40,15 +39,7 @@ def _load(args: argparse.Namespace, *, quarantine: bool = False) -> Any:
     cfg = config.load(args.config, quarantine=quarantine)
     url = getattr(args, "mqtt_url", None)
     if url:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError([config.ConfigProblem("--mqtt-url",
-                                                    f"{url!r} is not mqtt://host:port")])
-        base = cfg.mqtt or config._build_mqtt(
-            config.MQTT.check({}, "", None, config.Ctx()), cfg.rtu)
-        cfg = dataclasses.replace(cfg, mqtt=dataclasses.replace(
-            base, host=parts.hostname, port=parts.port or 1883,
-            tls_enabled=parts.scheme == "mqtts"))
+        cfg = config.with_mqtt_url(cfg, url)
     return cfg
 
 

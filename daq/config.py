@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -457,3 +457,15 @@ def instantiate(dev: DeviceConfig, drivers: Mapping[str, type[Driver]] | None = 
         drivers, _ = discover()
     return drivers[dev.driver](dev.name, dev.address, dict(dev.options))
 
+
+
+def with_mqtt_url(cfg: Config, url: str) -> Config:
+    """The configuration with its broker replaced by ``url`` (``daq run --mqtt-url``)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError([ConfigProblem("--mqtt-url", f"{url!r} is not mqtt://host:port")])
+    base = cfg.mqtt or _build_mqtt(MQTT.check({}, "", None, Ctx()), cfg.rtu)
+    tls = parts.scheme == "mqtts"
+    return replace(cfg, mqtt=replace(base, host=parts.hostname,
+                                     port=parts.port or (8883 if tls else 1883),
+                                     tls_enabled=tls))

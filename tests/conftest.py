@@ -8,10 +8,7 @@ The machine's own broker on 127.0.0.1:1883 is never used.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,15 +21,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from daq.localbroker import LocalBroker
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO / ".." / "shared").resolve()
 SCHEMAS = REPO / "daq" / "schemas"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
@@ -46,47 +39,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-class Broker:
-    """A mosquitto process on a free loopback port; ``stop()`` kills it, ``start()`` again."""
+class Broker(LocalBroker):
+    """The test's own mosquitto; ``stop()`` cuts the link, ``start()`` restores it."""
 
-    def __init__(self, workdir: Path) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not os.path.exists(exe):
-            pytest.fail("mosquitto is not installed (the test command installs it)")
-        self.exe = exe
-        self.port = free_port()
-        self.workdir = workdir
-        self.conf = workdir / "mosquitto.conf"
-        # persistence keeps the test subscriber's QoS 1 session across a broker restart, so
-        # what the RTU sends before the subscriber is back is queued for it, not lost
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n"
-            f"max_queued_messages 0\nmax_inflight_messages 0\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def accepting() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
-
-        wait_for(accepting, 10, "mosquitto to listen")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)  # saves the persistent sessions
-            self.proc.wait(10)
-            self.proc = None
+    def start(self, timeout: float = 10.0) -> Broker:
+        super().start(timeout)
+        return self
 
 
 @pytest.fixture
