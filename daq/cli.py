@@ -152,7 +152,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="daq", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="daq", description="damwatch-daq: dam-safety data acquisition. Exit codes: "
+        "0 ok, 1 runtime failure, 2 bad input or configuration.")
     p.add_argument("--version", action="version", version=f"damwatch-daq {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -198,8 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _plug(module: str, sub: Any) -> None:
     try:
         mod = importlib.import_module(module)
-    except ImportError:
-        return  # that part is not installed in this build
+    except ModuleNotFoundError as err:
+        if err.name != module:
+            raise  # the module exists but is broken: say so loudly
+        return  # that part is not in this build
     mod.register(sub)
 
 

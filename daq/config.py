@@ -420,8 +420,12 @@ def _build_buses(buses: dict[str, Any], doc: Any, drivers: Mapping[str, type[Dri
                 instantiate(cfg, drivers)
             except ConfigError as err:
                 for p in err.problems:
-                    ctx.add(join(join(path, "options"), p.path) if p.path else join(path,
-                            "options"), p.message, p.line or dlines.get("options"), p.hint)
+                    # a driver may object to the address too (SDI-12 '0'-'z', text ids)
+                    where = (join(path, p.path) if p.path == "address"
+                             else join(join(path, "options"), p.path) if p.path
+                             else join(path, "options"))
+                    ctx.add(where, p.message, p.line or dlines.get(p.path.split(".")[0])
+                            or dlines.get("options"), p.hint)
                 continue
             except Exception as err:  # a third-party driver that blows up when configured
                 ctx.add(path, f"driver {dev['driver']!r} rejected the device: "

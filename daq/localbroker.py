@@ -40,11 +40,17 @@ class LocalBroker:
         self.port = port or free_port()
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n"
-            "max_queued_messages 0\nmax_inflight_messages 0\n")
+        self.conf.write_text(self.common() + f"listener {self.port} 127.0.0.1\n"
+                             "allow_anonymous true\n")
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def common(self) -> str:
+        """Settings for any configuration of this broker (write listeners after them)."""
+        # as root, mosquitto drops to its own user, which cannot read the caller's 0700
+        # working directory (persistence, test keys): stay the caller instead
+        user = "user root\n" if os.geteuid() == 0 else ""
+        return (f"{user}persistence true\npersistence_location {self.workdir}/\n"
+                "autosave_interval 1\nmax_queued_messages 0\nmax_inflight_messages 0\n")
 
     @property
     def url(self) -> str:

@@ -105,7 +105,8 @@ class DaemonProcess:
     """``python -m daq run`` as a real child process."""
 
     def __init__(self, config: Path, state_dir: Path, mqtt_url: str | None,
-                 log: Path) -> None:
+                 log: Path, env: dict[str, str] | None = None) -> None:
+        self.env = env
         self.args = [sys.executable, "-m", "daq", "run", "--config", str(config),
                      "--state-dir", str(state_dir), "--log-format", "json"]
         if mqtt_url:
@@ -117,7 +118,7 @@ class DaemonProcess:
     def start(self) -> DaemonProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
-                                         cwd=REPO)
+                                         cwd=REPO, env=self.env)
         return self
 
     def kill(self) -> None:
@@ -154,10 +155,10 @@ class DaemonProcess:
 def run_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
-    def start(config: Path, mqtt_url: str | None, state_dir: Path | None = None
-              ) -> DaemonProcess:
+    def start(config: Path, mqtt_url: str | None, state_dir: Path | None = None,
+              env: dict[str, str] | None = None) -> DaemonProcess:
         d = DaemonProcess(config, state_dir or tmp_path / "state", mqtt_url,
-                          tmp_path / "daemon.log")
+                          tmp_path / "daemon.log", env)
         started.append(d.start())
         return d
 

@@ -109,7 +109,7 @@ def test_password_in_url_is_refused_and_secret_never_shown(monkeypatch: pytest.M
 
 def test_yaml_syntax_error_names_the_line() -> None:
     got = problems("site: a\nrtu: [\n")
-    assert list(got.values())[0].line is not None
+    assert next(iter(got.values())).line is not None
 
 
 def test_quarantine_runs_the_rest() -> None:

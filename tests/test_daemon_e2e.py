@@ -6,6 +6,7 @@ Each test runs ``python -m daq run`` as its own process, polling a real pymodbus
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import time
@@ -200,7 +201,7 @@ def test_dead_slave_costs_only_itself(broker: Broker, subscriber: Subscriber,
         rs = chans[ch]
         assert all(r["quality"] == "good" for r in rs), ch
         stamps = [parse_ts(r["ts"]).timestamp() for r in rs]
-        steps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        steps = [b - a for a, b in itertools.pairwise(stamps)]
         assert max(steps) < 1.5, f"{ch} missed a slot while unit 2 was dead: {max(steps)}"
     dead = chans["unit2/level"]
     missing = [r for r in dead if r["quality"] == "missing"]
