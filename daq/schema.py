@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -241,7 +241,7 @@ class MapOf:
 
     item: Field
     key_pattern: str = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
-    extra: dict[str, Any] = field(default_factory=dict)
+    key_rule: str = "a name may hold only letters, digits, _ . -"
 
     def check(self, value: Any, path: str, line: int | None, ctx: Ctx) -> Any:
         if value is None:
@@ -254,8 +254,7 @@ class MapOf:
         for key, raw in value.items():
             kline = key_lines.get(str(key), line)
             if not re.match(self.key_pattern, str(key)):
-                ctx.add(join(path, str(key)), "name may hold only letters, digits, _ . -",
-                        kline)
+                ctx.add(join(path, str(key)), self.key_rule, kline)
                 continue
             checked = self.item.check(raw, join(path, str(key)), kline, ctx)
             if checked is not _MISSING:

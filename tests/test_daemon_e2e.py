@@ -214,7 +214,7 @@ def test_dead_slave_costs_only_itself(broker: Broker, subscriber: Subscriber,
 def test_no_broker_keeps_acquiring_and_says_so(run_daemon: Any, tmp_path: Path) -> None:
     """With no broker reachable at all, the daemon keeps polling and buffering, logs the
     unreachable broker once, and reports the link down in its status."""
-    from .conftest import free_port
+    from daq.localbroker import free_port
 
     with ModbusTestServer.tcp(units=(1,)) as srv:
         srv.set_value(1, 0, 42.0, "float32")

@@ -11,11 +11,14 @@ raises on bad data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
+from ..convert import water_density_tanaka
 from ..model import Quality
+from ..schema import Ctx, Field, Schema, join
 
 _RANK = {Quality.GOOD: 0, Quality.SUSPECT: 1, Quality.BAD: 2, Quality.MISSING: 3}
 
@@ -103,6 +106,8 @@ def derive(quantity: str, unit: str, deps: list[Dep], fn: Callable[[], float],
         events.add("conversion_error")
         return Output(quantity, None, unit, Quality.BAD,
                       _merge_flags(deps, ("conversion_error",)))
+    if quality is Quality.MISSING:  # a gap record carries no value, whatever came with it
+        return Output(quantity, None, unit, quality, _merge_flags(deps))
     return Output(quantity, value, unit, quality, _merge_flags(deps))
 
 
@@ -114,3 +119,44 @@ def val(dep: Dep) -> float:
 
 LENGTH_UNITS_M: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "ft": 0.3048}
 TIME_UNITS_S: dict[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+
+
+def _check_density(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: Ctx) -> None:
+    model = out.get("model")
+    if model == "fixed" and "value" not in out:
+        ctx.add(join(path, "value"), "is required with model: fixed (kg/m³)", lines.get("model"))
+    if model == "fixed" and "temperature" in out:
+        ctx.add(join(path, "temperature"), "applies only to model: tanaka2001",
+                lines.get("temperature"))
+    if model == "tanaka2001" and "value" in out:
+        ctx.add(join(path, "value"), "applies only to model: fixed", lines.get("value"))
+
+
+DENSITY = Schema({
+    "model": Field("str", required=True, choices=("fixed", "tanaka2001"),
+                   doc="fixed ρ, or ρ(T) of Tanaka et al. 2001"),
+    "value": Field("float", min=900.0, max=1100.0, doc="kg/m³, with model: fixed"),
+    "temperature": Field("float", min=0.0, max=40.0,
+                         doc="°C for tanaka2001; omitted: the sensor's measured temperature"),
+}, name="density", validator=_check_density)
+
+GRAVITY = Field("float", required=True, min=9.7, max=9.9, doc="local gravity in m/s²")
+
+
+def density_needs_temperature(density_cfg: Mapping[str, Any]) -> bool:
+    return density_cfg.get("model") == "tanaka2001" and "temperature" not in density_cfg
+
+
+def density_term(density_cfg: Mapping[str, Any],
+                 temperature: Dep | None) -> tuple[list[Dep], Callable[[], float]]:
+    """The dependencies and the function giving ρ in kg/m³ for a ``density`` config."""
+    if density_cfg["model"] == "fixed":
+        rho = float(density_cfg["value"])
+        return [], lambda: rho
+    if "temperature" in density_cfg:
+        t = float(density_cfg["temperature"])
+        return [], lambda: water_density_tanaka(t)
+    if temperature is None:  # the schema makes this impossible; stay total anyway
+        raise ValueError("tanaka2001 density needs a temperature")
+    dep = temperature
+    return [dep], lambda: water_density_tanaka(val(dep))

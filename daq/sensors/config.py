@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..schema import MISSING, Ctx, Field, MapOf, Schema, join
-from .kinds_level import LEVEL_FIELDS, RAIN_FIELDS, WEIR_FIELDS, check_level, check_weir
+from .kinds_level import LEVEL_FIELDS, RAIN_FIELDS, check_level
 from .kinds_vw import (
     BAROMETER_FIELDS,
     STEINHART_HART,
@@ -22,6 +22,7 @@ from .kinds_vw import (
     VW_FIELDS,
     check_vw,
 )
+from .kinds_weir import WEIR_FIELDS, check_weir
 
 Validator = Callable[[dict[str, Any], str, Mapping[str, Any], Ctx], None]
 
@@ -122,6 +123,14 @@ _REQUIRED_INPUT = {"thermistor": "resistance", "weir": "level", "rain": "rain",
                    "barometer": "pressure"}
 
 
+class CheckedSensor(dict[str, Any]):
+    """A sensor entry that has passed the schema (its problems, if any, were reported).
+
+    :meth:`~daq.sensors.SensorSet.build` re-checks only entries that are not of this type,
+    so a config checked once is never reported twice.
+    """
+
+
 class _ByKind(Schema):
     """A sensor entry: its ``kind`` selects the schema the rest is checked against."""
 
@@ -148,13 +157,19 @@ class _ByKind(Schema):
                     "one of " + ", ".join(self.kinds))
             return MISSING
         out = self.kinds[kind].check(value, path, line, ctx)
+        if out is MISSING:
+            return out
         role = _REQUIRED_INPUT.get(kind)
-        if out is not MISSING and role and role not in out.get("inputs", {role: 1}):
+        if role and role not in out.get("inputs", {role: 1}):
             ctx.add(join(join(path, "inputs"), role), "is required", lines.get("inputs", line))
-        return out
+        return CheckedSensor(out)
 
 
-SENSORS_FIELD = Field(MapOf(Field(_ByKind(KINDS))), default=dict,
+# no "." in a sensor id: published channels are "<id>.<output>", e.g. "P07.elevation"
+SENSORS_FIELD = Field(MapOf(Field(_ByKind(KINDS)), key_pattern=r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$",
+                            key_rule="a sensor id may hold only letters, digits, _ and -"),
+                      default=dict,
                       doc="sensor id → sensor (kind, calibration, inputs, conversion)")
 
-__all__ = ["CALIBRATION", "KINDS", "KIND_OUTPUTS", "SENSORS_FIELD", "STEINHART_HART"]
+__all__ = ["CALIBRATION", "KINDS", "KIND_OUTPUTS", "SENSORS_FIELD", "STEINHART_HART",
+           "CheckedSensor"]
