@@ -78,6 +78,7 @@ def join(path: str, key: str | int) -> str:
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h|d)?\s*$")
+_YAML11_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE]\d+$")
 _UNIT_SECONDS = {None: 1.0, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0,
                  "h": 3600.0, "d": 86400.0}
 
@@ -163,6 +164,8 @@ def _coerce(kind: str, value: Any) -> Any:
     if kind == "float":
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _YAML11_FLOAT.match(value):
+            return float(value)  # YAML 1.1 reads 1.0e6 (no sign after e) as text
         raise TypeError(f"expected a number, got {value!r}")
     if kind == "duration":
         return parse_duration(value)
