@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from daq_drivers.ascii_line import AsciiLineDriver, LineCodec, LineError
-from daq_drivers.ascii_line.codec import check_template, sum8, unescape, xor8
 
 from daq.model import Quality
 from daq.schema import Ctx
+from daq_drivers.ascii_line import AsciiLineDriver, LineCodec, LineError
+from daq_drivers.ascii_line.codec import check_template, sum8, unescape, xor8
 
 
 def codec(address: int | None = None, **options: Any) -> LineCodec:

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import serial
-from daq_drivers.ascii_line import AsciiLineDriver, LineError
 
 from daq.driver import discover
 from daq.errors import ConfigError, NoResponse, ProtocolError
 from daq.model import Quality
 from daq.schema import Ctx, load_yaml
 from daq.testing_serial import ScriptedLineDevice, pty_pair
+from daq_drivers.ascii_line import AsciiLineDriver, LineError
 
 VAISALA_REPLY = b"RH= 45.2 %RH T= 21.6 'C\r\n"
 LEVEL: dict[str, Any] = {"reply": r"(?P<level>[-+]\d+\.\d+) m",

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 import serial
-from daq_drivers.sdi12 import SDI12Driver
 
 from daq.driver import discover
 from daq.errors import ConfigError, NoResponse, ProtocolError
 from daq.model import Quality
 from daq.schema import Ctx, load_yaml
 from daq.testing_serial import ScriptedSDI12Sensor, pty_pair
+from daq_drivers.sdi12 import SDI12Driver
 
 NAMES = ["level", "temperature", "battery"]
 

@@ -4,9 +4,9 @@ and from sensor manuals (Vaisala WMT700, WXT530)."""
 from __future__ import annotations
 
 import pytest
-from daq_drivers.sdi12 import protocol as p
 
 from daq.errors import ProtocolError
+from daq_drivers.sdi12 import protocol as p
 
 M = p.parse_command("M")
 MC = p.parse_command("MC")
