@@ -141,7 +141,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, indent=1))
     else:
-        print(show_status(status, device=args.device))
+        print(show_status(status, device=args.device, sensor=args.sensor))
     return EXIT_OK if status.get("running") else EXIT_FAILURE
 
 
@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="find the state directory from this configuration")
     s.add_argument("--state-dir", help="the daemon's state directory")
     s.add_argument("--device", help="show only this device (and its last values)")
+    s.add_argument("--sensor", help="the latest engineering values of one sensor, e.g. P07")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
 

@@ -64,6 +64,7 @@ class Pipeline(threading.Thread):
         self.accepted = 0
         self.commits = 0
         self.sensors: Any = None
+        self.last: dict[str, dict[str, Any]] = {}
         if cfg.sensors:
             from .sensors import SensorSet
 
@@ -81,7 +82,11 @@ class Pipeline(threading.Thread):
         lane = _LANES[dev.lane]
         out = [(topic, _reading(dev.name, v, res, lane)) for v in res.values]
         if self.sensors is not None:
-            out.extend((topic, r) for r in self.sensors.process(dev.name, res.values, res.ts))
+            derived = [sanitize(r) for r in self.sensors.process(dev.name, res.values, res.ts)]
+            for r in derived:  # what `daq status --sensor P07` shows
+                self.last[r.channel] = {"value": r.value, "unit": r.unit,
+                                        "quality": r.quality.value, "ts": format_ts(r.ts)}
+            out.extend((topic, r) for r in derived)
         return [(t, sanitize(r)) for t, r in out]
 
     def run(self) -> None:
@@ -204,6 +209,7 @@ class Daemon:
                        "accepted": self.pipeline.accepted},
             "broker": link,
             "sensors": dict(getattr(self.pipeline.sensors, "counters", {}) or {}),
+            "sensor_values": dict(self.pipeline.last),
             "clock_synchronised": clock_synchronised(),
         }
 

@@ -38,7 +38,8 @@ def read_status(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     return status, None
 
 
-def show_status(st: dict[str, Any], device: str | None = None) -> str:
+def show_status(st: dict[str, Any], device: str | None = None,
+                sensor: str | None = None) -> str:
     out = []
     state = "running" if st["running"] else f"NOT RUNNING (status {st['age_s']} s old)"
     out.append(f"daq {st['version']} pid {st['pid']} — site {st['site']} rtu {st['rtu']} "
@@ -78,4 +79,18 @@ def show_status(st: dict[str, Any], device: str | None = None) -> str:
                     out.append(render(["channel", "value", "unit", "quality"],
                                       [[ch, v["value"], v["unit"], v["quality"]]
                                        for ch, v in d["last_values"].items()]))
+    values = st.get("sensor_values", {})
+    if sensor:
+        chosen = {ch: v for ch, v in values.items() if ch.split(".")[0] == sensor}
+        out.append("")
+        if chosen:
+            out.append(render(["channel", "value", "unit", "quality", "time (UTC)"],
+                              [[ch, v["value"], v["unit"], v["quality"], v["ts"]]
+                               for ch, v in sorted(chosen.items())]))
+        else:
+            known = sorted({ch.split(".")[0] for ch in values})
+            out.append(f"no values from sensor {sensor!r} yet; sensors with values: "
+                       + (", ".join(known) or "none"))
+    elif values and not device:
+        out.append(f"\n{len(values)} sensor channels; `daq status --sensor ID` shows one")
     return "\n".join(out)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sqlite3
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -51,6 +54,11 @@ buses:
     return path
 
 
+def daq_status(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "daq", "status", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
 def by_channel(readings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """First arrival of each (channel, seq), in arrival order: copies dropped by key."""
     seen: set[tuple[str, int]] = set()
@@ -90,7 +98,13 @@ def test_readings_reach_the_broker_schema_valid(broker: Broker, subscriber: Subs
         cfg = write_config(tmp_path / "c.yaml", srv.url, "modbus_tcp", values)
         d = run_daemon(cfg, broker.url)
         wait_for(lambda: len(subscriber.readings()) >= 30, 30, "30 readings")
+        shown = daq_status("--state-dir", str(d.state_dir), "--device", "unit1")
         assert d.stop() == 0
+        stopped = daq_status("--state-dir", str(d.state_dir))
+    assert shown.returncode == 0, shown.stderr
+    assert "— running" in shown.stdout and "connected" in shown.stdout
+    assert re.search(r"^level\s+81\.99\s+m\s+good$", shown.stdout, re.M), shown.stdout
+    assert stopped.returncode == 1 and "NOT RUNNING" in stopped.stdout
     data_v, reading_v = validator("data.json"), validator("reading.json")
     for msg in subscriber.payloads("/data/"):
         data_v.validate(msg)
@@ -224,7 +238,11 @@ def test_no_broker_keeps_acquiring_and_says_so(run_daemon: Any, tmp_path: Path) 
                           .get("raw", 0)) >= 20, 30, "readings to pile up in the outbox")
         st = d.status() or {}
         assert st["broker"]["connected"] is False and st["broker"]["last_error"]
+        shown = daq_status("--state-dir", str(d.state_dir), "--json")
         assert d.stop() == 0
+    doc = json.loads(shown.stdout)
+    assert doc["running"] is True and doc["broker"]["connected"] is False
+    assert "Connection refused" in doc["broker"]["last_error"]
     events = [e["event"] for e in d.events()]
     assert events.count("broker_unreachable") == 1
     assert outbox_rows(tmp_path / "state")[:3] == [("unit1/level", 1), ("unit1/level", 2),
