@@ -103,20 +103,22 @@ def next_slot(now_wall: float, interval: float) -> float:
 class BusWorker(threading.Thread):
     def __init__(self, bus: BusConfig, drivers: dict[str, Driver],
                  sink: Callable[[PollResult], None], *,
-                 opener: Callable[[BusConfig], Any] = open_link) -> None:
+                 opener: Callable[[BusConfig], Any] = open_link,
+                 wall: Callable[[], float] = time.time) -> None:
         super().__init__(name=f"bus-{bus.name}", daemon=True)
         self.bus = bus
         self.devices = {d.name: d for d in bus.devices}
         self.drivers = drivers
         self.sink = sink
         self._opener = opener
+        self._wall = wall  # the system clock; replaceable to test clock steps
         self._halt = threading.Event()
         self.link: Any = None
         self.link_error: str | None = None
         self.heartbeat = time.monotonic()
         self.states = {d.name: DeviceState(d.name, d.driver, d.interval) for d in bus.devices}
         self.log = log.bind(bus=bus.name, url=bus.url)
-        now = time.time()
+        now = wall()
         self._due = {d.name: next_slot(now, d.interval) for d in bus.devices}
         self._probe = dict.fromkeys(self.devices, 0.0)  # backoff: earliest wall time to poll
 
@@ -129,11 +131,16 @@ class BusWorker(threading.Thread):
                 self.heartbeat = time.monotonic()
                 name = min(self._due, key=self._due.__getitem__)
                 due = self._due[name]
-                wait = due - time.time()
+                now = self._wall()
+                wait = due - now
                 interval = self.devices[name].interval
+                if wait > interval:
+                    # the clock went back: the slot is further away than one interval,
+                    # which no schedule produces; resync instead of stalling
+                    self._due[name] = next_slot(now, interval)
+                    continue
                 if wait > 0:
-                    # bounded by one interval: a clock stepped backwards cannot stall us
-                    self._halt.wait(min(wait, interval, 1.0))
+                    self._halt.wait(min(wait, 1.0))
                     continue
                 self._poll_due(name, due)
         finally:
@@ -142,12 +149,12 @@ class BusWorker(threading.Thread):
 
     def _poll_due(self, name: str, due: float) -> None:
         dev = self.devices[name]
-        now = time.time()
+        now = self._wall()
         if now - due >= dev.interval:
             # slots lost to a busy bus or a forward clock step: counted, then resync (no burst)
             self.states[name].skipped += int((now - due) // dev.interval)
         self._due[name] = next_slot(now, dev.interval)
-        ts = datetime.now(UTC)
+        ts = datetime.fromtimestamp(now, UTC)
         if now < self._probe[name]:
             self._emit_gap(dev, ts, "backoff")
             return
@@ -229,7 +236,7 @@ class BusWorker(threading.Thread):
         st.up = False
         if st.consecutive_failures >= 3:
             st.backoff = min(max(st.backoff * 2, dev.interval * 2), dev.backoff_max)
-            self._probe[dev.name] = time.time() + st.backoff - dev.interval / 2
+            self._probe[dev.name] = self._wall() + st.backoff - dev.interval / 2
         self._emit_gap(dev, ts, kind)
 
     def _emit_gap(self, dev: DeviceConfig, ts: datetime, reason: str) -> None:

@@ -1,0 +1,105 @@
+"""The bus scheduler under clock steps, slow devices and backoff (real threads, real time).
+
+The wall clock is the one thing replaced: a function returning the system time plus an
+offset the test moves, as an NTP step or a late RTC would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from daq.bus import BusWorker, PollResult
+from daq.config import BusConfig, DeviceConfig
+from daq.driver import ChannelSpec, Driver
+from daq.errors import NoResponse
+from daq.model import ChannelValue
+
+
+class Counter(Driver):
+    """A test driver: answers with its poll count, or stays silent when told."""
+
+    link_kind = "modbus"
+
+    def __init__(self, name: str, address: int | None, options: dict[str, Any]) -> None:
+        super().__init__(name, address, options)
+        self.polls: list[float] = []
+        self.silent = False
+
+    @property
+    def channels(self) -> list[ChannelSpec]:
+        return [ChannelSpec("n", "count", "1")]
+
+    def poll(self, link: Any) -> list[ChannelValue]:
+        self.polls.append(time.monotonic())
+        if self.silent:
+            raise NoResponse("silent")
+        return [ChannelValue("n", float(len(self.polls)), "1")]
+
+
+def device(name: str, interval: float, backoff_max: float = 300.0) -> DeviceConfig:
+    return DeviceConfig(name, "b", "counter", 1, interval, None, "raw", {}, backoff_max)
+
+
+def worker(devs: list[DeviceConfig], wall: Any = time.time
+           ) -> tuple[BusWorker, dict[str, Counter], list[PollResult]]:
+    bus = BusConfig("b", "modbus_tcp", "127.0.0.1:1", 9600, 8, "N", 1, 0.1, 0, tuple(devs))
+    drivers = {d.name: Counter(d.name, 1, {}) for d in devs}
+    results: list[PollResult] = []
+    lock = threading.Lock()
+
+    def sink(r: PollResult) -> None:
+        with lock:
+            results.append(r)
+
+    w = BusWorker(bus, dict(drivers), sink, opener=lambda b: object(), wall=wall)
+    return w, drivers, results
+
+
+def test_clock_steps_neither_burst_nor_stall() -> None:
+    """A forward step of one hour does not fire the 3600 missed polls; a backward step of
+    two hours does not stall the schedule for two hours: polls stay at about 2 Hz."""
+    offset = [0.0]
+    w, drv, _ = worker([device("d", 0.5)], wall=lambda: time.time() + offset[0])
+    w.start()
+    try:
+        time.sleep(1.6)
+        before = len(drv["d"].polls)
+        offset[0] += 3600
+        time.sleep(2.0)
+        after_forward = len(drv["d"].polls) - before
+        offset[0] -= 7200
+        mark = len(drv["d"].polls)
+        time.sleep(2.5)
+        after_backward = len(drv["d"].polls) - mark
+    finally:
+        w.stop()
+        w.join(5)
+    assert 3 <= after_forward <= 6, after_forward
+    assert w.states["d"].skipped >= 7000  # counted, not polled
+    assert after_backward >= 2, "the schedule stalled after the clock went back"
+
+
+def test_silent_device_backs_off_and_others_keep_their_schedule() -> None:
+    """A device that stops answering is probed less and less often (gap records keep
+    coming for its slots); its neighbour keeps every slot; it recovers when it answers."""
+    w, drv, results = worker([device("ok", 0.2), device("dead", 0.2, backoff_max=1.0)])
+    drv["dead"].silent = True
+    w.start()
+    try:
+        time.sleep(4.0)
+        probes_while_dead = len(drv["dead"].polls)
+        drv["dead"].silent = False
+        time.sleep(2.0)
+    finally:
+        w.stop()
+        w.join(5)
+    ok = [r for r in results if r.device.name == "ok"]
+    assert all(r.ok for r in ok) and len(ok) >= 28  # 6 s at 5 Hz, nothing lost to "dead"
+    dead = [r for r in results if r.device.name == "dead"]
+    gaps = [r for r in dead if not r.ok]
+    assert probes_while_dead <= 10, "backoff did not reduce the probing"
+    assert len(gaps) >= 15 and all(v.quality.value == "missing" for r in gaps
+                                   for v in r.values)
+    assert dead[-1].ok and w.states["dead"].up is True
