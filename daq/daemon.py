@@ -210,6 +210,8 @@ class Daemon:
             "broker": link,
             "sensors": dict(getattr(self.pipeline.sensors, "counters", {}) or {}),
             "sensor_values": dict(self.pipeline.last),
+            "driver_counters": {n: c for w in self.workers for n, d in w.drivers.items()
+                                if (c := d.counters())},
             "clock_synchronised": clock_synchronised(),
         }
 

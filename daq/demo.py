@@ -50,9 +50,11 @@ class Watcher:
                 self.latest[r["channel"]] = r
             self.messages += 1
 
-    def table(self, limit: int = 40) -> str:
+    def table(self, limit: int = 60) -> str:
         with self.lock:
-            rows = [r for ch, r in sorted(self.latest.items()) if "/" not in ch] or \
+            # the engineering values a newcomer wants first; raw device channels otherwise
+            rows = [r for ch, r in sorted(self.latest.items()) if "/" not in ch
+                    and not ch.endswith((".head", ".pressure", ".digits"))] or \
                 [r for _, r in sorted(self.latest.items())]
             shown = rows[:limit]
             text = render(["channel", "value", "unit", "quality", "time (UTC)", "seq"],

@@ -61,6 +61,10 @@ class Driver:
         """Registers (or reply bytes / 2) of each request one poll makes: the wire budget."""
         return [2]
 
+    def counters(self) -> dict[str, int]:
+        """Events the driver counted (rollovers, garbled replies …), shown by ``daq status``."""
+        return {}
+
     def poll(self, link: Any) -> list[ChannelValue]:
         raise NotImplementedError
 

@@ -25,10 +25,12 @@ class YDict(dict[str, Any]):
 
     line: int | None = None
     key_lines: dict[str, int]
+    duplicates: list[tuple[str, int, int]]  # (key, line, line of the first occurrence)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.key_lines = {}
+        self.duplicates = []
 
 
 class YList(list[Any]):
@@ -50,8 +52,11 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> YDict:
     out.line = node.start_mark.line + 1
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if key in out:  # YAML keeps the last silently; a config must not
+            out.duplicates.append((str(key), key_node.start_mark.line + 1,
+                                   out.key_lines[str(key)]))
         out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[str(key)] = key_node.start_mark.line + 1
+        out.key_lines.setdefault(str(key), key_node.start_mark.line + 1)
     return out
 
 
@@ -188,6 +193,8 @@ class Schema:
             ctx.add(path, f"expected a mapping, got {type(value).__name__}", line)
             return _MISSING
         key_lines = getattr(value, "key_lines", {})
+        for key, line_no, first in getattr(value, "duplicates", []):
+            ctx.add(join(path, key), f"duplicate key (first given on line {first})", line_no)
         out: dict[str, Any] = {}
         for key, raw in value.items():
             kline = key_lines.get(str(key), line)
@@ -253,6 +260,8 @@ class MapOf:
             ctx.add(path, f"expected a mapping of names, got {type(value).__name__}", line)
             return _MISSING
         key_lines = getattr(value, "key_lines", {})
+        for key, line_no, first in getattr(value, "duplicates", []):
+            ctx.add(join(path, key), f"duplicate name (first given on line {first})", line_no)
         out = {}
         for key, raw in value.items():
             kline = key_lines.get(str(key), line)

@@ -148,3 +148,11 @@ def test_daq_check_exits_2_listing_all_problems_without_traceback(tmp_path: Path
                               str(tmp_path / "nope.yaml")], capture_output=True, text=True,
                              cwd=REPO, timeout=60)
     assert missing.returncode == 2 and "cannot read file" in missing.stderr
+
+
+def test_duplicate_keys_are_reported_not_silently_merged() -> None:
+    """YAML keeps the last of two equal keys; a configuration reports both places."""
+    got = problems(GOOD.replace("      lvl:", "      lvl:\n        interval: 1s", 1)
+                   .replace("  username: rtu1", "  username: rtu1\n  username: rtu2"))
+    assert "mqtt.username" in got and "first given on line 5" in got["mqtt.username"].message
+    assert "buses.gw.devices.lvl.interval" in got

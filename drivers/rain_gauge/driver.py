@@ -53,6 +53,9 @@ class RainGaugeDriver(Driver):
         self.rollovers = 0
         self.resets = 0
 
+    def counters(self) -> dict[str, int]:
+        return {"rollovers": self.rollovers, "resets": self.resets}
+
     def transactions(self) -> list[int]:
         """Registers of each request one poll makes (the bus budget)."""
         return [r.count for r in self._reader.requests]
