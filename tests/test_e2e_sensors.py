@@ -231,4 +231,6 @@ def test_bad_sensor_data_is_flagged_counted_and_never_fatal(
     assert counters["input_bad"] >= 4, counters        # P2, P3, P4, W2 at least once each
     assert counters["conversion_error"] >= 1, counters  # P4
     assert "sensor_failed" not in counters
+    rain_counts = next(iter(status["driver_counters"].values()))
+    assert rain_counts["rollovers"] == 1, status["driver_counters"]
     print(f"sensor counters: {counters}")

@@ -76,9 +76,9 @@ def test_clock_steps_neither_burst_nor_stall() -> None:
     finally:
         w.stop()
         w.join(5)
-    assert 3 <= after_forward <= 6, after_forward
+    assert 1 <= after_forward <= 6, after_forward  # 2 s at 2 Hz: no burst of 7200
     assert w.states["d"].skipped >= 7000  # counted, not polled
-    assert after_backward >= 2, "the schedule stalled after the clock went back"
+    assert after_backward >= 1, "the schedule stalled after the clock went back"
 
 
 def test_silent_device_backs_off_and_others_keep_their_schedule() -> None:
