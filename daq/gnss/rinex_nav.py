@@ -76,24 +76,33 @@ def _header(nav: NavData, lines: list[str]) -> tuple[int, str]:
     for i, raw in enumerate(lines):
         line = raw.ljust(80)
         label, body = line[60:80].strip(), line[:60]
-        if label == "RINEX VERSION / TYPE":
-            nav.version = _num(body[:9])
-            ftype = body[20:21].upper()
-            if nav.version >= 3 and ftype == "N":
-                ftype = body[40:41].upper() or "M"
-        elif label == "IONOSPHERIC CORR":
-            key = body[:4].strip()
-            nav.ionospheric[key] = tuple(_num(body[5 + 12 * k: 17 + 12 * k]) for k in range(4))
-        elif label in ("ION ALPHA", "ION BETA"):
-            key = "GPSA" if label == "ION ALPHA" else "GPSB"
-            nav.ionospheric[key] = tuple(_num(body[2 + 12 * k: 14 + 12 * k]) for k in range(4))
-        elif label in ("TIME SYSTEM CORR", "DELTA-UTC: A0,A1,T,W", "CORR TO SYSTEM TIME"):
-            nav.time_corrections += (body.rstrip(),)
-        elif label == "LEAP SECONDS":
-            nav.leap_seconds = int(_num(body[:6]))
-        elif label == "END OF HEADER":
+        if label == "END OF HEADER":
             return i + 1, ftype
+        try:
+            ftype = _header_line(nav, label, body, ftype)
+        except (ValueError, IndexError) as err:
+            nav.problems.append(f"line {i + 1}: {label or 'header line'} not understood ({err})")
     raise ValueError("no END OF HEADER: not a RINEX navigation file")
+
+
+def _header_line(nav: NavData, label: str, body: str, ftype: str) -> str:
+    """Apply one header line; returns the (possibly updated) file type letter."""
+    if label == "RINEX VERSION / TYPE":
+        nav.version = _num(body[:9])
+        ftype = body[20:21].upper()
+        if nav.version >= 3 and ftype == "N":
+            ftype = body[40:41].upper() or "M"
+    elif label == "IONOSPHERIC CORR":
+        key = body[:4].strip()
+        nav.ionospheric[key] = tuple(_num(body[5 + 12 * k: 17 + 12 * k]) for k in range(4))
+    elif label in ("ION ALPHA", "ION BETA"):
+        key = "GPSA" if label == "ION ALPHA" else "GPSB"
+        nav.ionospheric[key] = tuple(_num(body[2 + 12 * k: 14 + 12 * k]) for k in range(4))
+    elif label in ("TIME SYSTEM CORR", "DELTA-UTC: A0,A1,T,W", "CORR TO SYSTEM TIME"):
+        nav.time_corrections += (body.rstrip(),)
+    elif label == "LEAP SECONDS":
+        nav.leap_seconds = int(_num(body[:6]))
+    return ftype
 
 
 def _record_v3(first: str, rest: list[str]) -> Ephemeris | None:

@@ -173,6 +173,7 @@ def read_obs(source: str | Path | Iterable[str], codes: Iterable[str] | None = N
     lines = (Path(source).read_text("latin-1").splitlines()
              if isinstance(source, str | Path) else [ln.rstrip("\n") for ln in source])
     hdr, state = ObsHeader(), dict[str, Any]()
+    header_problems: list[str] = []
     i = 0
     while i < len(lines):
         line = lines[i].ljust(80)
@@ -180,7 +181,10 @@ def read_obs(source: str | Path | Iterable[str], codes: Iterable[str] | None = N
         label = line[60:80].strip()
         if label == "END OF HEADER":
             break
-        _parse_header_line(hdr, label, line, state)
+        try:
+            _parse_header_line(hdr, label, line, state)
+        except (ValueError, KeyError, IndexError) as err:
+            header_problems.append(f"line {i}: {label or 'header line'} not understood ({err})")
     else:
         raise ValueError("no END OF HEADER: not a RINEX observation file")
     v2 = hdr.version < 3
@@ -188,7 +192,7 @@ def read_obs(source: str | Path | Iterable[str], codes: Iterable[str] | None = N
         _finish_v2_types(hdr, state)
     elif hdr.version < 3.03 and "C" in hdr.obs_types:
         hdr.obs_types["C"] = tuple(_bds302(c) for c in hdr.obs_types["C"])
-    data = ObsData(hdr)
+    data = ObsData(hdr, problems=header_problems)
     scanner = _V2Scanner(lines, i, hdr, state) if v2 else _V3Scanner(lines, i, hdr)
     epochs_meta, rows = scanner.scan(data.problems, systems)
     keep = set(codes) if codes is not None else None
@@ -196,13 +200,13 @@ def read_obs(source: str | Path | Iterable[str], codes: Iterable[str] | None = N
     for sys_codes in hdr.obs_types.values():
         union += [c for c in sys_codes if c not in union and (keep is None or c in keep)]
     col = {c: j for j, c in enumerate(union)}
-    nrow = sum(len(r) for r in rows.values())
+    nrow = sum(len(r[0]) for r in rows.values())
     values = np.full((nrow, len(union)), np.nan)
     lli = np.zeros((nrow, len(union)), np.uint8)
     ssi = np.zeros((nrow, len(union)), np.uint8)
-    for (_sys, gcodes, nfield), grp in rows.items():
-        idx = np.array([r for r, _ in grp], dtype=np.int64)
-        v, li, si = _decode_fields([t for _, t in grp], nfield, data.problems)
+    for (_sys, gcodes, nfield), (rows_idx, texts) in rows.items():
+        idx = np.array(rows_idx, dtype=np.int64)
+        v, li, si = _decode_fields(texts, nfield, data.problems)
         pairs = [(k, col[c]) for k, c in gcodes if c in col]
         if not pairs:
             continue
@@ -229,9 +233,11 @@ class _Scanner:
         self.lines, self.i, self.hdr = lines, start, hdr
         self.meta: list[tuple[GNSSTime, int, tuple[str, ...], int, float | None,
                               tuple[str, ...]]] = []
-        self.rows: dict[Group, list[tuple[int, str]]] = {}
+        self.rows: dict[Group, tuple[list[int], list[str]]] = {}
         self.nrow = 0
         self.last_time: GNSSTime | None = None
+        self.sat_ids: dict[str, str] = {}  # raw id text -> RINEX 3 id (parsed once)
+        self.groups: dict[str, Group] = {}  # system -> record layout (until a header event)
 
     def scan(self, problems: list[str], systems: str | None) -> tuple[list, dict]:
         while self.i < len(self.lines):
@@ -259,13 +265,15 @@ class _Scanner:
         self.meta.append((when, flag, (), self.nrow, None, ev))
 
     def header_changed(self, state: dict[str, Any]) -> None:
-        pass
+        self.groups.clear()
 
     def add(self, time: GNSSTime, flag: int, recs: list[tuple[str, Group, str]],
             clock: float | None) -> None:
         start = self.nrow
         for _sat, group, text in recs:
-            self.rows.setdefault(group, []).append((self.nrow, text))
+            idx, texts = self.rows.setdefault(group, ([], []))
+            idx.append(self.nrow)
+            texts.append(text)
             self.nrow += 1
         self.meta.append((time, flag, tuple(s for s, _, _ in recs), start, clock, ()))
         self.last_time = time
@@ -302,12 +310,17 @@ class _V3Scanner(_Scanner):
             sys_ = rec[0:1]
             if systems is not None and sys_ not in systems:
                 continue
-            types = self.hdr.obs_types.get(sys_)
-            if types is None:
-                problems.append(f"epoch {time}: {rec[:3]} has no obs types, skipped")
-                continue
-            recs.append((parse_sat(rec[:3]), (sys_, tuple(enumerate(types)), len(types)),
-                         rec[3:]))
+            group = self.groups.get(sys_)
+            if group is None:
+                types = self.hdr.obs_types.get(sys_)
+                if types is None:
+                    problems.append(f"epoch {time}: {rec[:3]} has no obs types, skipped")
+                    continue
+                group = self.groups[sys_] = (sys_, tuple(enumerate(types)), len(types))
+            sat = self.sat_ids.get(rec[:3])
+            if sat is None:
+                sat = self.sat_ids[rec[:3]] = parse_sat(rec[:3])
+            recs.append((sat, group, rec[3:]))
         self.add(time, flag, recs, clock)
 
 

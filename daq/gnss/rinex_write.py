@@ -10,7 +10,6 @@ of :func:`obs_to_text` (``ExportStats``).
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from daq.gnss.obs import (
     ObsData,
     ObsEpoch,
 )
+from daq.gnss.rinex_format import format_records
 
 VERSION = 3.04
 PROGRAM = "damwatch-daq"
@@ -59,21 +59,22 @@ def _calendar(t: GNSSTime) -> tuple[int, int, int, int, int, float]:
 
 
 def observed_types(data: ObsData) -> dict[str, tuple[str, ...]]:
-    """Codes to write per system: the header's list, or the codes seen in the epochs."""
-    present: dict[str, set[str]] = {}
+    """Codes to write per system: the header's list, or (for a system the header does not
+    list, e.g. epochs from a decoder) the codes that have a value in some epoch."""
+    systems: set[str] = set()
+    seen: dict[str, set[str]] = {}
+    listed = data.header.obs_types
     for ep in data.epochs:
-        if not ep.sats:
-            continue
-        seen = ~np.isnan(ep.values)
-        for i, sat in enumerate(ep.sats):
-            present.setdefault(sat[0], set()).update(
-                c for c, ok in zip(ep.codes, seen[i], strict=True) if ok)
-    order = data.epochs[0].codes if data.epochs else ()
-    out: dict[str, tuple[str, ...]] = {}
-    for sys_ in sorted(present, key="GRECJSI".find):
-        listed = data.header.obs_types.get(sys_)
-        out[sys_] = listed if listed else tuple(c for c in order if c in present[sys_])
-    return out
+        first = {s[0] for s in ep.sats}
+        systems |= first
+        for sys_ in first - listed.keys():
+            rows = [i for i, s in enumerate(ep.sats) if s[0] == sys_]
+            has = ~np.isnan(ep.values[rows]).all(axis=0)
+            seen.setdefault(sys_, set()).update(c for c, h in zip(ep.codes, has, strict=True)
+                                                if h)
+    order = tuple(dict.fromkeys(c for ep in data.epochs for c in ep.codes)) if seen else ()
+    return {sys_: listed.get(sys_) or tuple(c for c in order if c in seen.get(sys_, ()))
+            for sys_ in sorted(systems, key="GRECJSI".find)}
 
 
 def _obs_header(data: ObsData, types: dict[str, tuple[str, ...]]) -> list[str]:
@@ -117,45 +118,28 @@ def _obs_header(data: ObsData, types: dict[str, tuple[str, ...]]) -> list[str]:
     return out
 
 
-def _epoch_lines(ep: ObsEpoch, types: dict[str, tuple[str, ...]], st: ExportStats) -> list[str]:
+def _epoch_head(ep: ObsEpoch) -> str:
     y, mo, d, hh, mi, s = _calendar(ep.time.to_scale("GPST"))
-    head = f"> {y:4d} {mo:02d} {d:02d} {hh:02d} {mi:02d} {s:010.7f}  {ep.flag:1d}"
-    if ep.flag in (2, 3, 4, 5):
-        ev = [ln for ln in ep.event_lines if ep.flag != 4 or ln[60:].strip() == "COMMENT"]
-        return [f"{head}{len(ev):3d}", *ev]
-    col = {c: j for j, c in enumerate(ep.codes)}
-    recs = []
-    for i, sat in enumerate(ep.sats):
-        codes = types.get(sat[0])
-        if not codes:
-            continue
-        parts = [sat]
-        for c in codes:
-            j = col.get(c)
-            if j is None:
-                parts.append(" " * 16)
-                continue
-            v = ep.values[i, j]
-            txt = f"{v:14.3f}" if not math.isnan(v) else " " * 14
-            if len(txt) > 14:
-                st.overflow += 1
-                txt = " " * 14
-            # LLI and SSI are kept even beside a blank value (receivers write them so)
-            li, si = int(ep.lli[i, j]), int(ep.ssi[i, j])
-            parts.append(txt + (str(li) if li else " ") + (str(si) if si else " "))
-        recs.append("".join(parts).rstrip())
-    clock = f"{'':6}{ep.clock_offset:15.12f}" if ep.clock_offset is not None else ""
-    st.records += len(recs)
-    return [f"{head}{len(recs):3d}{clock}", *recs]
+    return f"> {y:4d} {mo:02d} {d:02d} {hh:02d} {mi:02d} {s:010.7f}  {ep.flag:1d}"
 
 
 def obs_to_text(data: ObsData) -> tuple[str, ExportStats]:
     """The RINEX 3.04 observation file text for ``data`` and what was written."""
     types = observed_types(data)
-    st = ExportStats()
+    records, overflow = format_records(data.epochs, types)
+    st = ExportStats(overflow=overflow)
     lines = _obs_header(data, types)
-    for ep in data.epochs:
-        lines += _epoch_lines(ep, types, st)
+    for ep, recs in zip(data.epochs, records, strict=True):
+        head = _epoch_head(ep)
+        if ep.flag in (2, 3, 4, 5):  # header events: keep comments only (types are fixed)
+            ev = [ln for ln in ep.event_lines
+                  if ep.flag != 4 or ln[60:].strip() == "COMMENT"]
+            lines += [f"{head}{len(ev):3d}", *ev]
+        else:
+            clock = f"{'':6}{ep.clock_offset:15.12f}" if ep.clock_offset is not None else ""
+            lines.append(f"{head}{len(recs):3d}{clock}")
+            lines += recs
+            st.records += len(recs)
         st.epochs += 1
     return "\n".join(lines) + "\n", st
 
