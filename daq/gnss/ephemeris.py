@@ -22,7 +22,6 @@ BeiDou toe/toc (BDT) are converted to GPST (BDT = GPST − 14 s).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -38,7 +37,7 @@ MU_GAL = 3.986004418e14
 MU_BDS = 3.986004418e14
 
 SYSTEM_CODE = {"G": 0, "E": 1, "C": 2, "J": 3}
-MAX_AGE_S = {"G": 7200.0, "J": 7200.0, "E": 14400.0, "C": 21600.0}   # |t − toe| allowed
+MAX_AGE_S = {"G": 7201.0, "J": 7201.0, "E": 10800.0, "C": 21601.0}   # |t − toe| allowed
 _SIN_5 = -0.0871557427476582     # sin(−5°)
 _COS_5 = 0.9961946980917456      # cos(−5°)
 
@@ -120,6 +119,11 @@ def _polynomial_clock(eph: NDArray[np.float64], t: NDArray[np.float64],
         clk[k] = row[_AF0] + row[_AF1] * tc + row[_AF2] * tc * tc
 
 
+def _is_inav(eph: KeplerEphemeris) -> bool:
+    """Galileo I/NAV record: RINEX data-source bit 9 (clock for E5b/E1) set."""
+    return bool(int(eph.codes) & (1 << 9))
+
+
 def is_beidou_geo(sat: str) -> bool:
     """BeiDou GEO satellites: C01–C05 (BDS-2) and C59–C63 (BDS-3)."""
     if sat[0] != "C":
@@ -182,6 +186,8 @@ class BroadcastOrbits:
         self._rows: dict[str, NDArray[np.float64]] = {}
         self._records: dict[str, list[KeplerEphemeris]] = {}
         for sat, lst in rows.items():
+            if sat[0] == "E" and any(_is_inav(e) for _, e in lst):
+                lst = [item for item in lst if _is_inav(item[1])]
             lst.sort(key=lambda item: float(item[0][_TOE]))
             self._rows[sat] = np.array([r for r, _ in lst])
             self._records[sat] = [e for _, e in lst]
@@ -192,19 +198,28 @@ class BroadcastOrbits:
 
     def select(self, sat: str, t: float) -> int:
         """Index of the record whose toe is nearest to ``t`` (later one on a tie), or −1
-        when none is within the system's validity (2 h GPS/QZSS, 4 h Galileo, 6 h BeiDou).
+        when none is within the system's validity (2 h GPS/QZSS, 3 h Galileo, 6 h BeiDou).
+
+        As RTKLIB 2.4.3: Galileo uses I/NAV records when the file has any (their clock
+        refers to E1/E5b) and only records already issued (toe before ``t``).
         """
+        return int(self.select_many(sat, np.array([t]))[0])
+
+    def select_many(self, sat: str, t: NDArray[np.float64]) -> NDArray[np.int64]:
+        """:meth:`select` for many times of one satellite at once."""
+        t = np.asarray(t, dtype=np.float64)
         rows = self._rows.get(sat)
         if rows is None:
-            return -1
-        dt = np.abs(rows[:, _TOE] - t)
-        limit = MAX_AGE_S[sat[0]] + 1.0
-        best = -1
-        best_dt = limit + 1.0
-        for i, d in enumerate(dt):
-            if d <= limit and d <= best_dt:
-                best, best_dt = i, float(d)
-        return best
+            return np.full(t.shape[0], -1, dtype=np.int64)
+        signed = t[:, None] - rows[None, :, _TOE]
+        d = np.abs(signed)
+        ok = d <= MAX_AGE_S[sat[0]]
+        if sat[0] == "E":
+            ok &= signed > 0.0
+        d = np.where(ok, d, np.inf)
+        k = d.shape[1] - 1 - np.argmin(d[:, ::-1], axis=1)    # the later one on a tie
+        found = np.isfinite(d[np.arange(d.shape[0]), k])
+        return np.where(found, k, -1).astype(np.int64)
 
     def record(self, sat: str, index: int) -> KeplerEphemeris:
         """The ephemeris record behind :meth:`select`'s index."""
@@ -222,25 +237,6 @@ class BroadcastOrbits:
                 ok[i] = True
         return out, ok
 
-    def states(self, sats: list[str], t: NDArray[np.float64], t_select: float | None = None
-               ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
-        """Positions (n, 3) m ECEF and clock biases (n,) s at times ``t`` (rel. to t0).
-
-        ``ok[i]`` is False where no valid ephemeris exists (position and clock NaN).
-        """
-        t = np.ascontiguousarray(t, dtype=np.float64)
-        if t.shape != (len(sats),):
-            raise ValueError("need one time per satellite")
-        rows, ok = self.rows_for(sats, float(np.mean(t)) if t_select is None else t_select)
-        pos = np.full((len(sats), 3), np.nan)
-        clk = np.full(len(sats), np.nan)
-        if ok.any():
-            p = np.zeros((int(ok.sum()), 3))
-            c = np.zeros(int(ok.sum()))
-            _kepler_states(rows[ok], t[ok], p, c)
-            pos[ok], clk[ok] = p, c
-        return pos, clk, ok
-
     def at_transmission(self, sats: list[str], t_rx: float, pseudorange: NDArray[np.float64]
                         ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
         """Satellite states at the transmission time of signals received at ``t_rx``.
@@ -253,13 +249,35 @@ class BroadcastOrbits:
         pr = np.asarray(pseudorange, dtype=np.float64)
         if pr.shape != (len(sats),):
             raise ValueError("need one pseudorange per satellite")
-        rows, ok = self.rows_for(sats, t_rx)
+        return self.transmission_states(sats, np.full(len(sats), float(t_rx)), pr)
+
+    def transmission_states(self, sats: list[str], t_rx: NDArray[np.float64],
+                            pseudorange: NDArray[np.float64]
+                            ) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                       NDArray[np.bool_]]:
+        """:meth:`at_transmission` for rows of (satellite, receive time, pseudorange),
+        e.g. a whole session at once; the ephemeris is selected at each row's ``t_rx``."""
+        t_rx = np.asarray(t_rx, dtype=np.float64)
+        pr = np.asarray(pseudorange, dtype=np.float64)
+        n = len(sats)
+        if t_rx.shape != (n,) or pr.shape != (n,):
+            raise ValueError("need one receive time and one pseudorange per row")
+        rows = np.zeros((n, _NCOL))
+        ok = np.zeros(n, dtype=np.bool_)
+        names = np.array(sats, dtype=object)
+        for sat in set(sats):
+            mine = np.nonzero(names == sat)[0]
+            idx = self.select_many(sat, t_rx[mine])
+            have = idx >= 0
+            if have.any():
+                rows[mine[have]] = self._rows[sat][idx[have]]
+                ok[mine[have]] = True
         ok &= np.isfinite(pr) & (pr > 0.0)
-        pos = np.full((len(sats), 3), np.nan)
-        clk = np.full(len(sats), np.nan)
+        pos = np.full((n, 3), np.nan)
+        clk = np.full(n, np.nan)
         if ok.any():
-            sel = rows[ok]
-            t_tx = t_rx - pr[ok] / CLIGHT
+            sel = np.ascontiguousarray(rows[ok])
+            t_tx = t_rx[ok] - pr[ok] / CLIGHT
             poly = np.zeros(t_tx.shape[0])
             _polynomial_clock(sel, t_tx, poly)
             t_tx = t_tx - poly
@@ -305,10 +323,3 @@ def group_delay(eph: KeplerEphemeris, code: str) -> float:
     if sys_ == "C":
         return {"2": eph.tgd, "7": eph.tgd2}.get(band, 0.0)
     return 0.0
-
-
-def orbit_period_check(eph: KeplerEphemeris) -> float:
-    """Orbital period (s) of a record: a quick plausibility figure (GPS ≈ 43 082 s)."""
-    a = eph.sqrta ** 2
-    mu = {"E": MU_GAL, "C": MU_BDS}.get(eph.sat[0], MU_GPS)
-    return 2.0 * math.pi * math.sqrt(a ** 3 / mu)

@@ -61,32 +61,34 @@ def _interp_lat(coef: NDArray[np.float64], lat_deg: float) -> float:
     return float(coef[i - 1] * (1.0 - lat_deg / 15.0 + i) + coef[i] * (lat_deg / 15.0 - i))
 
 
-def _continued_fraction(sinel: NDArray[np.float64], a: float, b: float, c: float
+def _continued_fraction(sinel: NDArray[np.float64], a: NDArray[np.float64] | float,
+                        b: NDArray[np.float64] | float, c: NDArray[np.float64] | float
                         ) -> NDArray[np.float64]:
     top = 1.0 + a / (1.0 + b / (1.0 + c))
     result: NDArray[np.float64] = top / (sinel + (a / (sinel + b / (sinel + c))))
     return result
 
 
-def niell_hydrostatic(elevation: ArrayLike, lat: float, height: float, doy: float
+def niell_hydrostatic(elevation: ArrayLike, lat: float, height: float, doy: ArrayLike
                       ) -> NDArray[np.float64]:
-    """Niell hydrostatic mapping function for elevation(s) in radians (0 below horizon)."""
+    """Niell hydrostatic mapping function for elevation(s) in radians (0 below horizon);
+    ``doy`` a scalar or one day of year per elevation."""
     el = np.atleast_1d(np.asarray(elevation, dtype=float))
     if height < -1000.0 or height > 20000.0:
         return np.zeros_like(el)
     lat_deg = math.degrees(lat)
-    y = (doy - 28.0) / 365.25 + (0.5 if lat_deg < 0.0 else 0.0)
-    cosy = math.cos(2.0 * math.pi * y)
+    y = (np.asarray(doy, dtype=float) - 28.0) / 365.25 + (0.5 if lat_deg < 0.0 else 0.0)
+    cosy = np.cos(2.0 * math.pi * y)
     alat = abs(lat_deg)
-    ah = [_interp_lat(_NMF_COEF[i], alat) - _interp_lat(_NMF_COEF[i + 3], alat) * cosy
-          for i in range(3)]
+    ah = [np.asarray(_interp_lat(_NMF_COEF[i], alat) - _interp_lat(_NMF_COEF[i + 3], alat)
+                     * cosy, dtype=np.float64) for i in range(3)]
     sinel = np.sin(np.where(el > 0.0, el, 1.0))
     dm = (1.0 / sinel - _continued_fraction(sinel, *_NMF_HEIGHT)) * height / 1E3
     m = _continued_fraction(sinel, ah[0], ah[1], ah[2]) + dm
     return np.where(el > 0.0, m, 0.0)
 
 
-def slant_hydrostatic_delay(elevation: ArrayLike, lat: float, height: float, doy: float
+def slant_hydrostatic_delay(elevation: ArrayLike, lat: float, height: float, doy: ArrayLike
                             ) -> NDArray[np.float64]:
     """Slant delay (m) = NMF hydrostatic × Saastamoinen zenith (humidity 0), RTKLIB-style."""
     return niell_hydrostatic(elevation, lat, height, doy) * saastamoinen_zenith(lat, height)
