@@ -115,6 +115,11 @@ def test_readings_reach_the_broker_schema_valid(broker: Broker, subscriber: Subs
         assert r["value"] == pytest.approx(values[unit], abs=1e-5)
         assert r["unit"] == "m" and r["quality"] == "good"
     assert_complete_and_ordered(by_channel(subscriber.readings()))
+    health = [json.loads(p) for t, p, _ in subscriber.messages if t.endswith("/health")]
+    assert health, "no health message"
+    for h in health:
+        validator("health.json").validate(h)
+    assert health[0]["site"] == "test-site"
     status_v = validator("status.json")
     states = [json.loads(p) for t, p, _ in subscriber.messages if t.endswith("/status")]
     for s in states:
