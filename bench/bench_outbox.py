@@ -35,10 +35,8 @@ def run(n: int, batch: int, workdir: Path) -> tuple[float, float]:
     before, t0 = write_bytes(), time.perf_counter()
     for i in range(0, n, batch):
         ob.add(items[i:i + batch])
-        # the publisher acknowledges in groups of one MQTT message (up to 100 readings)
-        rows = ob.pending(Lane.RAW, 0, batch)
-        for j in range(0, len(rows), 100):
-            ob.ack(rows[j:j + 100])
+        # the publisher deletes what the broker acknowledged once per commit interval
+        ob.ack(ob.pending(Lane.RAW, 0, batch))
     ob._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     elapsed = time.perf_counter() - t0
     written = write_bytes() - before
@@ -55,7 +53,7 @@ def main() -> None:
         print(f"{'readings/commit':>16} {'bytes/reading':>14} {'ratio':>7} "
               f"{'readings/s':>11} {'ratio':>7}")
         print(f"{1:>16} {base_bytes:>14.0f} {1.0:>7.3f} {base_rate:>11.0f} {1.0:>7.2f}")
-        for batch in (10, 100, 200, 1000):
+        for batch in (9, 100, 200, 1000):  # 9: the demo's rate with 1 s commits
             b, r = run(n, batch, Path(d))
             print(f"{batch:>16} {b:>14.0f} {b / base_bytes:>7.3f} {r:>11.0f} "
                   f"{r / base_rate:>7.2f}")

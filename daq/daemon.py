@@ -171,7 +171,14 @@ class Daemon:
                         for bus in cfg.buses]
         if cfg.mqtt is not None:
             self.publisher = Publisher(cfg.mqtt, self.outbox, site=cfg.site, rtu=cfg.rtu,
-                                       health=self.health)
+                                       health=self.health,
+                                       ack_interval=cfg.outbox.commit_interval)
+        self.gnss: Any = None
+        if cfg.gnss is not None:  # GNSS recording and session solving (daq/gnss/recorder.py)
+            from .gnss.recorder import GnssService
+
+            self.gnss = GnssService(cfg.gnss, self.state_dir, self.outbox,
+                                    on_commit=self._wake_publisher)
         self.notifier = Notifier()
         self.started = utcnow()
         self._stop = threading.Event()
@@ -213,6 +220,7 @@ class Daemon:
             "driver_counters": {n: c for w in self.workers for n, d in w.drivers.items()
                                 if (c := d.counters())},
             "clock_synchronised": clock_synchronised(),
+            "gnss": None if self.gnss is None else self.gnss.status(),
         }
 
     def write_status(self) -> None:
@@ -227,6 +235,8 @@ class Daemon:
         self.pipeline.start()
         for w in self.workers:
             w.start()
+        if self.gnss is not None:
+            self.gnss.start()
         if self.publisher is not None:
             self.publisher.start()
         else:
@@ -242,18 +252,22 @@ class Daemon:
         beats_ok = now - self.pipeline.heartbeat < 30 and all(
             now - w.heartbeat < 60 + max((d.timeout or w.bus.timeout) for d in w.bus.devices)
             for w in self.workers if w.bus.devices)
-        return threads_ok and beats_ok
+        return threads_ok and beats_ok and (self.gnss is None or self.gnss.alive())
 
     def run_forever(self) -> None:
         self.start()
         self.notifier.ready(f"acquiring from {len(self.cfg.devices)} devices")
         wd = self.notifier.watchdog_interval
         next_status = 0.0
+        next_maintenance = time.monotonic() + 60.0
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_status:
                 self.write_status()
                 next_status = now + 2.0
+            if now >= next_maintenance:
+                self.outbox.maintain()
+                next_maintenance = now + 300.0
             if wd is not None and self.alive():
                 self.notifier.watchdog()
             self._stop.wait(min(wd or 1.0, 1.0))
@@ -272,6 +286,8 @@ class Daemon:
             w.stop()
         for w in self.workers:
             w.join(5.0)
+        if self.gnss is not None:
+            self.gnss.stop()  # commits a solve in progress before the outbox closes
         self.pipeline.stop()  # commits what was polled: accepted before we go
         if self.publisher is not None:
             deadline = time.monotonic() + 3.0  # a short grace to send what is buffered

@@ -149,8 +149,13 @@ class Outbox:
                 deleted += n
                 self._depth[Lane(row.lane)] -= n
             self._db.execute("COMMIT")
-            self._db.execute("PRAGMA incremental_vacuum(256)")
             return deleted
+
+    def maintain(self) -> None:
+        """Give freed pages back to the file system (called now and then, not per ack:
+        every vacuum step is another write to the RTU's flash)."""
+        with self._lock:
+            self._db.execute("PRAGMA incremental_vacuum(1024)")
 
     # -- inspection -----------------------------------------------------------------------
 

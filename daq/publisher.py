@@ -50,7 +50,7 @@ class LinkState:
 class Publisher(threading.Thread):
     def __init__(self, cfg: MqttConfig, outbox: Outbox, *, site: str, rtu: str,
                  health: Callable[[], dict[str, Any]] | None = None,
-                 health_interval: float = 60.0) -> None:
+                 health_interval: float = 60.0, ack_interval: float = 1.0) -> None:
         super().__init__(name="publisher", daemon=True)
         self.cfg = cfg
         self.outbox = outbox
@@ -66,6 +66,9 @@ class Publisher(threading.Thread):
         self._lost = threading.Event()
         self._connack = threading.Event()
         self._connack_rc: Any = None
+        self._acked: list[Row] = []
+        self.ack_interval = ack_interval
+        self._ack_due = 0.0
 
     # -- paho callbacks (network thread): only hand over to our thread --------------------
 
@@ -201,18 +204,22 @@ class Publisher(threading.Thread):
                     {"v": PAYLOAD_VERSION, "site": self.site, "rtu": self.rtu,
                      "ts": format_ts(utcnow()), **self._health()}, separators=(",", ":")),
                     qos=1)
-            self.wakeup.wait(0.5)
-        self._settle(inflight)
+            self.wakeup.wait(min(0.5, self.ack_interval))
+        self._settle(inflight, force=True)
 
-    def _settle(self, inflight: dict[int, list[Row]]) -> None:
-        done: list[Row] = []
+    def _settle(self, inflight: dict[int, list[Row]], force: bool = False) -> None:
+        """Delete acknowledged rows, gathered over ``ack_interval``: one transaction for
+        many messages spares the flash. A crash before the delete only means a re-send."""
         while self._acks:
             rows = inflight.pop(self._acks.popleft(), None)
             if rows:
-                done.extend(rows)
-        if done:
-            self.outbox.ack(done)
-            self.state.readings_acked += len(done)
+                self._acked.extend(rows)
+        now = time.monotonic()
+        if self._acked and (force or now >= self._ack_due or len(self._acked) >= 2000):
+            self.outbox.ack(self._acked)
+            self.state.readings_acked += len(self._acked)
+            self._acked = []
+            self._ack_due = now + self.ack_interval
 
     def _send_batch(self, client: mqtt.Client, cursors: dict[Lane, int],
                     inflight: dict[int, list[Row]]) -> bool:
