@@ -32,8 +32,10 @@ BAD_NMEA_CHECKSUM = "nmea_checksum"
 BAD_NMEA_FORMAT = "nmea_format"
 TRUNCATED = "truncated"
 
-_NMEA_LINE = re.compile(rb"\$[\x20-\x7e]{1,%d}?\*([0-9A-Fa-f]{2})\r?\n" % NMEA_MAX_LEN)
-_NMEA_SANE = re.compile(rb"\$[A-Z0-9]{2,10},[\x20-\x7e]*\*[0-9A-Fa-f]{2}$")
+# '$' starts a sentence and never occurs inside one (NMEA 0183 reserved character): a
+# sentence cut short is therefore never glued to the next one.
+_NMEA_LINE = re.compile(rb"\$[\x20-\x23\x25-\x7e]{1,%d}?\*([0-9A-Fa-f]{2})\r?\n" % NMEA_MAX_LEN)
+_NMEA_SANE = re.compile(rb"\$[A-Z0-9]{2,10},[\x20-\x23\x25-\x7e]*\*[0-9A-Fa-f]{2}$")
 _PREAMBLES = re.compile(rb"[\xd3\xb5$]")
 
 

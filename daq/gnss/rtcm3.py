@@ -71,6 +71,8 @@ class Rtcm3Decoder:
         self._lock: dict[tuple[int, str, int, str], int] = {}
 
     def decode(self, payload: bytes) -> Any:
+        if not payload:
+            return Unsupported("rtcm3", 0)   # empty keep-alive frame (NTRIP casters send them)
         if len(payload) < 2:
             raise DecodeError("short", "no message number")
         b = Bits(payload)

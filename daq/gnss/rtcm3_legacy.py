@@ -66,14 +66,17 @@ def decode(b: Bits, msg: int, state: Rtcm3Decoder) -> ObsEpoch:
         if sys == "R" and k is not None:
             state.glo_fcn.setdefault(prn, k)
         p1 = pr1 * 0.02 + amb * PRUNIT[sys]
+        sat_sys = sys
+        if sys == "G" and prn >= 40:          # DF009 40–58: SBAS PRN 120–138 (RINEX S20–S38)
+            sat_sys, prn = "S", prn - 20
         p2 = p1 + pr21 * 0.02 if pr21 != -8192 else None
         for code, pr, ppr, lock, cnr in ((_L1_CODE[sys][code1], p1, ppr1, lock1, cnr1),
                                          (_L2_CODE[sys][code2], p2, ppr2, lock2, cnr2)):
-            lam = wavelength(sys, code, k)
+            lam = wavelength(sat_sys, code, k)
             cp = (p1 + ppr * 0.0005) / lam if lam and ppr != -524288 else None
             lock_ms = _lock_ms(lock)
-            slip = state.lock_slip((station, sys, prn, code), lock_ms)
-            out.signals.append(SignalObs(sys, prn, code, pr, cp, None,
+            slip = state.lock_slip((station, sat_sys, prn, code), lock_ms)
+            out.signals.append(SignalObs(sat_sys, prn, code, pr, cp, None,
                                          cnr * 0.25 or None, lock_ms, slip))
     if b.left() >= 8:
         raise DecodeError("length", f"{b.left()} bits left after {msg}")

@@ -1,7 +1,7 @@
 """Signals: RINEX observation codes, carrier frequencies and wavelengths per system.
 
 Systems use RINEX letters: ``G`` GPS, ``R`` GLONASS, ``E`` Galileo, ``C`` BeiDou,
-``J`` QZSS. A signal is a RINEX 3 code without its type letter (``"1C"``, ``"2W"``,
+``J`` QZSS, ``S`` SBAS. A signal is a RINEX 3 code without its type letter (``"1C"``, ``"2W"``,
 ``"2I"``). Frequencies in Hz; GLONASS FDMA bands need the frequency channel k (−7…+6).
 """
 
@@ -40,6 +40,7 @@ _BAND_HZ = {
     "C": {"1": 1575.42e6, "2": 1561.098e6, "5": 1176.45e6, "6": 1268.52e6, "7": 1207.14e6,
           "8": 1191.795e6},
     "R": {"4": 1600.995e6, "6": 1248.06e6, "3": 1202.025e6},
+    "S": {"1": 1575.42e6, "5": 1176.45e6},
 }
 _GLO_FDMA = {"1": (1602.0e6, 0.5625e6), "2": (1246.0e6, 0.4375e6)}
 

@@ -6,7 +6,7 @@ positive approaching), C/N0 (dB-Hz) and lock time (ms) per signal; ``trkStat`` b
 say whether pseudorange/phase are valid, bit 2 whether the half-cycle ambiguity is
 resolved (if not: ``half_cycle`` True, RINEX LLI bit 1). Loss of lock is a lock time
 that went down or is zero. Navigation subframes go to :mod:`daq.gnss.ubx_nav`, which
-assembles GPS LNAV subframes 1–3 into an ephemeris.
+assembles GPS LNAV, BeiDou D1 and Galileo I/NAV ephemerides.
 
 u-blox numbering → RINEX: gnssId 0 GPS, 2 Galileo, 3 BeiDou, 5 QZSS, 6 GLONASS (1 SBAS
 is skipped); sigId → code per the u-blox interface description (F9 HPG 1.32).
@@ -67,7 +67,8 @@ class UbxDecoder:
         self._lock: dict[tuple[str, int, str], int] = {}
         self.nav = NavAssembler()
 
-    def decode(self, msg: tuple[int, int], payload: bytes) -> Any:
+    def decode(self, msg: object, payload: bytes) -> Any:
+        """``msg`` is the frame's ``(class, id)``; returns a record or Unsupported."""
         if msg == RXM_RAWX:
             return self._rawx(payload)
         if msg == RXM_RAW:

@@ -7,8 +7,9 @@ same issue of data (IODC low 8 bits = IODE in 2 and 3), then decoded into one
 :class:`~daq.gnss.records.Ephemeris` with the same field names and units as RTCM 1019
 (IS-GPS-200 §20.3.3; semicircles → radians with the ICD π).
 
-Other systems' subframes (BeiDou D1/D2, Galileo, GLONASS strings) are recognised and
-returned as :class:`Subframe` records, not decoded into ephemerides yet.
+BeiDou D1 subframes 1–3 (MEO/IGSO) are decoded by :mod:`daq.gnss.nav_bds`, Galileo
+I/NAV words 0–5 by :mod:`daq.gnss.nav_gal`. Other subframes (BeiDou D2 of GEO satellites,
+GLONASS strings, GPS CNAV) are recognised and returned as :class:`Subframe` records.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from . import nav_bds, nav_gal
 from .bits import Bits, DecodeError
 from .records import Ephemeris
 from .rtcm3_eph import SC
@@ -48,16 +50,19 @@ class Subframe:
 
     sys: str
     prn: int
-    subframe: int         # GPS subframe id 1–5; 0 when not decoded (other systems)
-    tow: float | None     # GPS: HOW time of week of the *next* subframe, s
+    subframe: int         # GPS/BeiDou subframe id, Galileo word type; 0 not decoded,
+                          # −1 a Galileo page rejected (alert, order, CRC)
+    tow: float | None     # GPS: HOW TOW (start of the next subframe); BeiDou: SOW; s
 
 
 class NavAssembler:
-    """Collects GPS LNAV subframes 1–3 per satellite; emits an ephemeris once consistent."""
+    """Collects subframes per satellite; emits each new consistent ephemeris once."""
 
     def __init__(self) -> None:
         self._sf: dict[int, dict[int, dict[str, float]]] = {}
-        self._last: dict[int, tuple[float, float]] = {}   # prn → (IODE, Toe) last emitted
+        self._bds_sf: dict[int, dict[int, bytes]] = {}
+        self._gal_words: dict[int, dict[int, bytes]] = {}
+        self._last: dict[tuple[str, int], tuple[float, float]] = {}  # → (IOD, Toe) emitted
 
     def sfrbx(self, p: bytes) -> Ephemeris | Subframe:
         if len(p) < 8:
@@ -66,10 +71,46 @@ class NavAssembler:
         if len(p) != 8 + 4 * nwords:
             raise DecodeError("length", f"RXM-SFRBX: {nwords} words in {len(p)} bytes")
         sys = GNSS_SYS.get(gnss, "?")
+        if sys == "C" and nwords == 10:
+            return self._bds(sv, struct.unpack_from("<10I", p, 8))
+        if sys == "E" and nwords >= 8:
+            return self._gal(sv, struct.unpack_from("<8I", p, 8))
         if sys != "G" or sig != 0 or nwords != 10:   # sigId 0: L1 C/A LNAV (L2C is CNAV)
             return Subframe(sys, sv, 0, None)
         words = struct.unpack_from("<10I", p, 8)
         return self._gps(sv, bytes(b for w in words for b in ((w >> 6) & 0xFFFFFF).to_bytes(3)))
+
+    def _gal(self, prn: int, words: tuple[int, ...]) -> Ephemeris | Subframe:
+        page = nav_gal.page_word(words)
+        if page is None:
+            return Subframe("E", prn, -1, None)      # alert page, odd/even order, CRC
+        wtype, word = page
+        if wtype > 5:
+            return Subframe("E", prn, wtype, None)
+        sat = self._gal_words.setdefault(prn, {})
+        sat[wtype] = word
+        f = nav_gal.decode_inav(sat)
+        if f is None or self._last.get(("E", prn)) == (f["IODnav"], f["Toe"]):
+            return Subframe("E", prn, wtype, None)
+        self._last[("E", prn)] = (f["IODnav"], f["Toe"])
+        del f["prn"]
+        return Ephemeris("ubx_sfrbx", "E", prn, int(f["GALWeek"]), f["Toc"], f)
+
+    def _bds(self, prn: int, words: tuple[int, ...]) -> Ephemeris | Subframe:
+        data = nav_bds.subframe_bits(words)
+        sfid = nav_bds.subframe_id(data)
+        if nav_bds.is_geo(prn) or sfid not in (1, 2, 3):
+            return Subframe("C", prn, sfid, None)
+        sat = self._bds_sf.setdefault(prn, {})
+        sat[sfid] = data
+        tow = float(nav_bds.sow(data))
+        if sfid != 3 or len(sat) < 3:
+            return Subframe("C", prn, sfid, tow)
+        f = nav_bds.decode_d1(sat[1], sat[2], sat[3])
+        if f is None or self._last.get(("C", prn)) == (f["AODE"], f["Toe"]):
+            return Subframe("C", prn, sfid, tow)
+        self._last[("C", prn)] = (f["AODE"], f["Toe"])
+        return Ephemeris("ubx_sfrbx", "C", prn, int(f["BDTWeek"]), f["Toc"], f)
 
     def sfrb(self, p: bytes) -> Ephemeris | Subframe:
         if len(p) != 42:
@@ -108,9 +149,9 @@ class NavAssembler:
         if not (s2["IODE"] == s3["IODE"] == (iodc & 0xFF)):
             return None
         key = (s2["IODE"], s2["Toe"])
-        if self._last.get(prn) == key:
+        if self._last.get(("G", prn)) == key:
             return None
-        self._last[prn] = key
+        self._last[("G", prn)] = key
         f = {k: v for k, v in s1.items() if not k.startswith("IODC_")}
         f["IODC"] = float(iodc)
         f.update(s2)

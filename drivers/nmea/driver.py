@@ -1,0 +1,162 @@
+"""RTK receiver reporting NMEA 0183 (GGA, GST, RMC, ZDA) on a serial port.
+
+Each poll reads what the receiver has sent since the previous poll (``in_waiting`` bytes,
+at most ``max_read``), frames and checks the sentences (a partial sentence waits for the
+next poll; a bad checksum is counted and skipped) and reports the latest state:
+
+* ``latitude`` / ``longitude`` (deg), ``height`` (m, ellipsoidal = GGA altitude + geoid
+  separation), ``fix_quality`` (GGA: 0 none, 1 single, 2 DGNSS, 4 RTK fixed, 5 RTK float),
+  ``satellites``, ``age_of_corrections`` (s);
+* ``sigma_lat`` / ``sigma_lon`` / ``sigma_h`` (m) from the latest GST;
+* ``east`` / ``north`` / ``up`` (mm): the latest RTK-*fixed* position of this poll from the
+  configured reference point (WGS84; missing when no reference or no fixed epoch).
+
+Quality: RTK fixed is ``good``; float, single and DGNSS are ``suspect`` (flag names the
+fix); no fix is ``bad``. Nothing received, or no complete GGA yet (a sentence split at the
+poll boundary waits for the next poll), raises :class:`~daq.errors.NoResponse`; bytes with
+damaged sentences (checksum, format) and no valid GGA raise
+:class:`~daq.errors.ProtocolError`. :attr:`NmeaDriver.fixes`
+keeps every GGA epoch's ENU offset for session statistics
+(:func:`daq.gnss.nmea_session.session_stats`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from daq.driver import ChannelSpec, Driver
+from daq.errors import NoResponse, ProtocolError
+from daq.gnss import nmea
+from daq.gnss.nmea_session import EnuFix, enu_offset
+from daq.gnss.stream import GnssStream
+from daq.model import ChannelValue, Quality
+from daq.schema import Field, Schema
+
+REFERENCE = Schema({
+    "lat": Field("float", required=True, min=-90.0, max=90.0, doc="deg, WGS84"),
+    "lon": Field("float", required=True, min=-180.0, max=180.0, doc="deg, WGS84"),
+    "height": Field("float", required=True, doc="m above the WGS84 ellipsoid"),
+})
+OPTIONS = Schema({
+    "reference": Field(REFERENCE, doc="point the ENU offsets are measured from"),
+    "max_read": Field("int", default=65536, min=128, doc="bytes read per poll at most"),
+    "keep_fixes": Field("int", default=86400, min=0, doc="GGA epochs kept for sessions"),
+})
+
+_FIX_FLAGS = {0: "no_fix", 1: "single", 2: "dgnss", 3: "pps", 5: "rtk_float",
+              6: "dead_reckoning", 7: "manual", 8: "simulation"}
+_POSITION = [("latitude", "latitude", "deg"), ("longitude", "longitude", "deg"),
+             ("height", "ellipsoidal_height", "m"), ("fix_quality", "gnss_fix_quality", ""),
+             ("satellites", "satellites_used", "count"),
+             ("age_of_corrections", "correction_age", "s")]
+_SIGMA = [("sigma_lat", "position_sigma_north", "m"), ("sigma_lon", "position_sigma_east", "m"),
+          ("sigma_h", "position_sigma_up", "m")]
+_ENU = [("east", "displacement_east", "mm"), ("north", "displacement_north", "mm"),
+        ("up", "displacement_up", "mm")]
+
+
+class NmeaDriver(Driver):
+    """GGA/GST/RMC/ZDA from an RTK receiver → position, fix, σ and ENU offsets (mm)."""
+
+    link_kind: ClassVar[str] = "serial"
+    options_schema: ClassVar[Schema] = OPTIONS
+    description: ClassVar[str] = "RTK GNSS receiver, NMEA 0183 GGA/GST (receiver RTK mode)"
+
+    def __init__(self, name: str, address: int | None, options: dict[str, Any]) -> None:
+        super().__init__(name, address, options)
+        ref = options.get("reference")
+        self.reference = (ref["lat"], ref["lon"], ref["height"]) if ref else None
+        self.max_read = int(options.get("max_read", 65536))
+        self.keep_fixes = int(options.get("keep_fixes", 86400))
+        self.stream = GnssStream()
+        self.fixes: list[EnuFix] = []
+        self.gga: nmea.Gga | None = None
+        self.gst: nmea.Gst | None = None
+        self.rmc: nmea.Rmc | None = None
+        self.zda: nmea.Zda | None = None
+
+    @property
+    def channels(self) -> list[ChannelSpec]:
+        return [ChannelSpec(n, q, u) for n, q, u in _POSITION + _SIGMA + _ENU]
+
+    def poll(self, link: Any) -> list[ChannelValue]:
+        waiting = int(getattr(link, "in_waiting", 0) or 0)
+        data = link.read(min(waiting, self.max_read)) if waiting else b""
+        if not data:
+            raise NoResponse("no NMEA data since the previous poll", device=self.name)
+        return self.feed(data)
+
+    def feed(self, data: bytes) -> list[ChannelValue]:
+        """Decode received bytes and report (the pure part of ``poll``)."""
+        fixed_enu: tuple[float, float, float] | None = None
+        got_gga = False
+        rejected_before = sum(self.stream.framer.rejected.values())
+        errors_before = sum(self.stream.decode_errors.values())
+        for _frame, rec in self.stream.feed(data):
+            if isinstance(rec, nmea.Gga):
+                got_gga = True
+                self.gga = rec
+                enu = self._enu(rec)
+                if enu is not None:
+                    self._keep(EnuFix(rec.quality, *enu))
+                    if rec.quality == nmea.RTK_FIXED:
+                        fixed_enu = enu
+            elif isinstance(rec, nmea.Gst):
+                self.gst = rec
+            elif isinstance(rec, nmea.Rmc):
+                self.rmc = rec
+            elif isinstance(rec, nmea.Zda):
+                self.zda = rec
+        if not got_gga or self.gga is None:
+            damaged = (sum(self.stream.framer.rejected.values()) - rejected_before
+                       + sum(self.stream.decode_errors.values()) - errors_before)
+            if damaged:
+                raise ProtocolError(f"no valid GGA since the previous poll ({damaged} damaged "
+                                    "sentences)", device=self.name, data=data[-256:])
+            raise NoResponse("no complete GGA since the previous poll", device=self.name)
+        return self._values(self.gga, fixed_enu)
+
+    def _enu(self, g: nmea.Gga) -> tuple[float, float, float] | None:
+        if self.reference is None or g.lat is None or g.lon is None or g.height is None:
+            return None
+        return enu_offset(g.lat, g.lon, g.height, self.reference)
+
+    def _keep(self, fix: EnuFix) -> None:
+        self.fixes.append(fix)
+        if len(self.fixes) > self.keep_fixes:
+            del self.fixes[: len(self.fixes) - self.keep_fixes]
+
+    def _values(self, g: nmea.Gga, enu: tuple[float, float, float] | None
+                ) -> list[ChannelValue]:
+        flags: tuple[str, ...] = ()
+        if g.quality == nmea.RTK_FIXED:
+            quality = Quality.GOOD
+        elif g.quality == 0:
+            quality, flags = Quality.BAD, ("no_fix",)
+        else:
+            quality, flags = Quality.SUSPECT, (_FIX_FLAGS.get(g.quality, "unknown_fix"),)
+        raw = {"fix_quality": g.quality, "time": g.time, "talker": g.talker}
+        pos = [g.lat, g.lon, g.height, float(g.quality),
+               None if g.satellites is None else float(g.satellites), g.age]
+        out = [self._value(n, q, u, v, quality, flags, raw)
+               for (n, q, u), v in zip(_POSITION[:3], pos[:3], strict=True)]
+        out += [ChannelValue(n, v, u, Quality.GOOD if v is not None else Quality.MISSING, q)
+                for (n, q, u), v in zip(_POSITION[3:], pos[3:], strict=True)]
+        s = self.gst
+        sig = [s.sigma_lat, s.sigma_lon, s.sigma_h] if s else [None, None, None]
+        out += [self._value(n, q, u, v, Quality.GOOD, (), None)
+                for (n, q, u), v in zip(_SIGMA, sig, strict=True)]
+        if enu is None:
+            why = "no_reference" if self.reference is None else "no_rtk_fix"
+            out += [ChannelValue(n, None, u, Quality.MISSING, q, (why,)) for n, q, u in _ENU]
+        else:
+            out += [ChannelValue(n, v * 1000.0, u, Quality.GOOD, q)
+                    for (n, q, u), v in zip(_ENU, enu, strict=True)]
+        return out
+
+    @staticmethod
+    def _value(name: str, quantity: str, unit: str, value: float | None, quality: Quality,
+               flags: tuple[str, ...], raw: dict[str, Any] | None) -> ChannelValue:
+        if value is None:
+            return ChannelValue(name, None, unit, Quality.MISSING, quantity, flags, raw)
+        return ChannelValue(name, value, unit, quality, quantity, flags, raw)

@@ -1,0 +1,155 @@
+"""The NMEA driver reading a receiver's sentences through a real pseudo-terminal pair."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import serial
+
+from daq.driver import discover
+from daq.errors import NoResponse, ProtocolError
+from daq.gnss.framing import nmea_checksum
+from daq.gnss.nmea_session import enu_offset, session_stats
+from daq.model import Quality
+from daq.schema import Ctx, load_yaml
+from daq.testing_serial import pty_pair
+from daq_drivers.nmea import NmeaDriver
+
+DATA = (Path(__file__).resolve().parents[2] / "../shared/data/gnss").resolve()
+F9P_UBX = DATA / "raw/f9p_2021/20210809-121012-ubx-nmea-data.ubx"
+REF = {"lat": 18.461989, "lon": -69.9153515, "height": -19.1}   # the F9P log's fixed pier
+
+
+def sentence(body: str) -> bytes:
+    return f"${body}*{nmea_checksum(body.encode()):02X}\r\n".encode()
+
+
+GGA_FIXED = sentence("GNGGA,161014.00,1827.72064,N,06954.92124,W,4,12,0.48,22.6,M,-41.5,M,"
+                     "1.0,0000")
+GGA_FLOAT = sentence("GNGGA,161015.00,1827.72070,N,06954.92130,W,5,11,0.60,22.8,M,-41.5,M,"
+                     "2.0,0000")
+GST = sentence("GNGST,161014.00,0.010,0.012,0.009,45.0,0.011,0.010,0.020")
+
+
+def make(**options: Any) -> NmeaDriver:
+    ctx = Ctx()
+    checked = NmeaDriver.options_schema.check(options, "options", None, ctx)
+    assert ctx.problems == []
+    return NmeaDriver("rover", None, checked)
+
+
+def send(fd: int, data: bytes, port: serial.Serial) -> None:
+    """Write as the receiver would and wait (≤ 1 s) until the port has every byte."""
+    os.write(fd, data)
+    deadline = time.monotonic() + 1.0
+    while port.in_waiting < len(data) and time.monotonic() < deadline:
+        time.sleep(0.0005)
+
+
+@pytest.fixture
+def pty() -> Iterator[tuple[serial.Serial, int]]:
+    with pty_pair(timeout=0.05, baudrate=115200) as pair:
+        yield pair
+
+
+def values(vals: list[Any]) -> dict[str, Any]:
+    return {v.channel: v for v in vals}
+
+
+def test_sample_config_passes_the_schema_and_builds_a_driver() -> None:
+    entry = load_yaml((Path(__file__).parent / "sample.yaml").read_text())
+    ctx = Ctx()
+    options = NmeaDriver.options_schema.check(entry["options"], "options", None, ctx)
+    assert ctx.problems == [] and entry["driver"] == "nmea"
+    driver = NmeaDriver("sample", None, options)
+    assert driver.reference == (18.461989, -69.9153515, -19.1)
+    assert [c.name for c in driver.channels][:3] == ["latitude", "longitude", "height"]
+
+
+def test_driver_is_found_through_its_entry_point() -> None:
+    found, _ = discover()
+    assert found["nmea"] is NmeaDriver and found["nmea"].link_kind == "serial"
+
+
+def test_a_reference_outside_the_globe_is_a_config_problem() -> None:
+    ctx = Ctx()
+    NmeaDriver.options_schema.check({"reference": {"lat": 95.0, "lon": 0.0}}, "options",
+                                    None, ctx)
+    assert {p.path for p in ctx.problems} == {"options.reference.lat",
+                                               "options.reference.height"}
+
+
+def test_fixed_epoch_gives_position_sigma_and_enu_offset_in_mm(pty: Any) -> None:
+    port, fd = pty
+    driver = make(reference=REF)
+    send(fd, GST + GGA_FIXED, port)
+    v = values(driver.poll(port))
+    assert v["fix_quality"].value == 4 and v["latitude"].quality is Quality.GOOD
+    assert v["latitude"].value == pytest.approx(18 + 27.72064 / 60, abs=1e-9)
+    assert v["longitude"].value == pytest.approx(-(69 + 54.92124 / 60), abs=1e-9)
+    assert v["height"].value == pytest.approx(22.6 - 41.5)
+    assert (v["satellites"].value, v["age_of_corrections"].value) == (12.0, 1.0)
+    assert (v["sigma_lat"].value, v["sigma_lon"].value, v["sigma_h"].value) == (0.011, 0.010,
+                                                                                0.020)
+    e, n, u = enu_offset(v["latitude"].value, v["longitude"].value, v["height"].value,
+                         (REF["lat"], REF["lon"], REF["height"]))
+    assert v["east"].value == pytest.approx(e * 1000) and v["east"].unit == "mm"
+    assert v["north"].value == pytest.approx(n * 1000) and 2000 < v["north"].value < 3000
+    assert v["up"].value == pytest.approx(u * 1000, abs=1e-6)
+
+
+def test_float_epoch_is_suspect_and_has_no_enu_offset(pty: Any) -> None:
+    port, fd = pty
+    driver = make(reference=REF)
+    send(fd, GGA_FLOAT, port)
+    v = values(driver.poll(port))
+    assert v["latitude"].quality is Quality.SUSPECT and v["latitude"].flags == ("rtk_float",)
+    assert v["east"].value is None and v["east"].flags == ("no_rtk_fix",)
+    assert v["sigma_h"].quality is Quality.MISSING     # no GST received yet
+
+
+def test_a_sentence_split_across_polls_is_completed_by_the_next_poll(pty: Any) -> None:
+    port, fd = pty
+    driver = make()
+    send(fd, GGA_FIXED[:30], port)
+    with pytest.raises(NoResponse):
+        driver.poll(port)
+    send(fd, GGA_FIXED[30:], port)
+    assert values(driver.poll(port))["fix_quality"].value == 4
+
+
+def test_silence_is_no_response_and_garbled_sentences_are_a_protocol_error(pty: Any) -> None:
+    port, fd = pty
+    driver = make()
+    with pytest.raises(NoResponse):
+        driver.poll(port)
+    send(fd, GGA_FIXED.replace(b"1827", b"1828"), port)    # checksum no longer matches
+    with pytest.raises(ProtocolError):
+        driver.poll(port)
+    assert driver.stream.framer.rejected["nmea_checksum"] == 1
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"GNSS data folder {DATA} absent")
+def test_a_real_f9p_capture_fed_through_the_port_yields_session_statistics(pty: Any) -> None:
+    port, fd = pty
+    driver = make(reference=REF)
+    data = F9P_UBX.read_bytes()
+    polled = 0
+    for i in range(0, len(data), 3000):                  # the whole log, in poll-sized chunks
+        send(fd, data[i:i + 3000], port)
+        try:
+            driver.poll(port)
+            polled += 1
+        except (NoResponse, ProtocolError):
+            pass
+    st = session_stats(driver.fixes)
+    assert polled > 300 and st.epochs == len(driver.fixes) == 606   # every GGA of the log
+    assert st.fixed == 544                       # the float start (≈ 2.4 m off) is left out
+    assert st.e is not None and st.n is not None and st.u is not None
+    for c in (st.e, st.n, st.u):                 # static pier: cm-level, NMEA-quantised
+        assert abs(c.mean) < 0.01 and c.spread < 0.05
