@@ -80,7 +80,8 @@ class Pipeline(threading.Thread):
         dev = res.device
         topic = f"data/{dev.name}"
         lane = _LANES[dev.lane]
-        out = [(topic, _reading(dev.name, v, res, lane)) for v in res.values]
+        out = [(v.topic or topic, _reading(dev.name, v, res, v.lane or lane))
+               for v in res.values]
         if self.sensors is not None:
             derived = [sanitize(r) for r in self.sensors.process(dev.name, res.values, res.ts)]
             for r in derived:  # what `daq status --sensor P07` shows

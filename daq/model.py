@@ -50,6 +50,8 @@ class ChannelValue:
     quantity: str = ""
     flags: tuple[str, ...] = ()
     raw: dict[str, Any] | None = None
+    lane: Lane | None = None  # None: the device's lane; a session result says RESULT
+    topic: str | None = None  # None: data/{device}; e.g. gnss/{device} for a session result
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,11 @@ fix); no fix is ``bad``. Nothing received, or no complete GGA yet (a sentence sp
 poll boundary waits for the next poll), raises :class:`~daq.errors.NoResponse`; bytes with
 damaged sentences (checksum, format) and no valid GGA raise
 :class:`~daq.errors.ProtocolError`. :attr:`NmeaDriver.fixes`
-keeps every GGA epoch's ENU offset for session statistics
-(:func:`daq.gnss.nmea_session.session_stats`).
+keeps every GGA epoch's ENU offset; at the first GGA of a new session window (``session``,
+default 4 h, aligned to UTC midnight) the finished session's statistics over its RTK-fixed
+epochs (:func:`daq.gnss.nmea_session.session_stats`: robust mean, σ, spread in mm, fixed
+ratio) are returned as result-lane values on topic ``gnss/{device}``; a session with too
+few fixed epochs is published ``bad``, never as millimetres.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from typing import Any, ClassVar
 from daq.driver import ChannelSpec, Driver
 from daq.errors import NoResponse, ProtocolError
 from daq.gnss import nmea
-from daq.gnss.nmea_session import EnuFix, enu_offset
+from daq.gnss.nmea_session import EnuFix, enu_offset, session_stats
 from daq.gnss.stream import GnssStream
-from daq.model import ChannelValue, Quality
+from daq.model import ChannelValue, Lane, Quality
 from daq.schema import Field, Schema
 
 REFERENCE = Schema({
@@ -41,6 +44,10 @@ OPTIONS = Schema({
     "reference": Field(REFERENCE, doc="point the ENU offsets are measured from"),
     "max_read": Field("int", default=65536, min=128, doc="bytes read per poll at most"),
     "keep_fixes": Field("int", default=86400, min=0, doc="GGA epochs kept for sessions"),
+    "session": Field("duration", default=14400.0, min=60, max=86400,
+                     doc="session length, aligned to UTC midnight (must divide 24 h)"),
+    "min_fixed_ratio": Field("float", default=0.5, min=0, max=1,
+                             doc="a session with fewer RTK-fixed epochs is published bad"),
 })
 
 _FIX_FLAGS = {0: "no_fix", 1: "single", 2: "dgnss", 3: "pps", 5: "rtk_float",
@@ -64,6 +71,14 @@ class NmeaDriver(Driver):
 
     def __init__(self, name: str, address: int | None, options: dict[str, Any]) -> None:
         super().__init__(name, address, options)
+        self.session = float(options.get("session", 14400.0))
+        if 86400 % self.session:
+            from daq.errors import ConfigError, ConfigProblem
+
+            raise ConfigError([ConfigProblem("session", "must divide 24 h (e.g. 1h, 2h, 4h)")])
+        self.min_fixed_ratio = float(options.get("min_fixed_ratio", 0.5))
+        self.window: int | None = None  # index of the current session in the UTC day
+        self.session_fixes: list[EnuFix] = []
         ref = options.get("reference")
         self.reference = (ref["lat"], ref["lon"], ref["height"]) if ref else None
         self.max_read = int(options.get("max_read", 65536))
@@ -90,15 +105,18 @@ class NmeaDriver(Driver):
         """Decode received bytes and report (the pure part of ``poll``)."""
         fixed_enu: tuple[float, float, float] | None = None
         got_gga = False
+        closed: list[ChannelValue] = []
         rejected_before = sum(self.stream.framer.rejected.values())
         errors_before = sum(self.stream.decode_errors.values())
         for _frame, rec in self.stream.feed(data):
             if isinstance(rec, nmea.Gga):
                 got_gga = True
                 self.gga = rec
+                closed += self._session_turn(rec)
                 enu = self._enu(rec)
                 if enu is not None:
                     self._keep(EnuFix(rec.quality, *enu))
+                    self.session_fixes.append(EnuFix(rec.quality, *enu))
                     if rec.quality == nmea.RTK_FIXED:
                         fixed_enu = enu
             elif isinstance(rec, nmea.Gst):
@@ -114,7 +132,46 @@ class NmeaDriver(Driver):
                 raise ProtocolError(f"no valid GGA since the previous poll ({damaged} damaged "
                                     "sentences)", device=self.name, data=data[-256:])
             raise NoResponse("no complete GGA since the previous poll", device=self.name)
-        return self._values(self.gga, fixed_enu)
+        return self._values(self.gga, fixed_enu) + closed
+
+    def _session_turn(self, g: nmea.Gga) -> list[ChannelValue]:
+        """At the first GGA of a new session window, the statistics of the one that ended."""
+        if g.time is None:
+            return []
+        window = int(g.time // self.session)
+        if self.window is None or window == self.window:
+            self.window = window
+            return []
+        ended, fixes = self.window, self.session_fixes
+        self.window, self.session_fixes = window, []
+        return self.session_values(ended, fixes)
+
+    def session_values(self, window: int, fixes: list[EnuFix]) -> list[ChannelValue]:
+        """A finished session as result values (lane result, topic ``gnss/{device}``)."""
+        stats = session_stats(fixes)
+        ok = stats.fixed > 0 and stats.fixed_ratio >= self.min_fixed_ratio
+        quality = Quality.GOOD if ok else Quality.BAD
+        flags = () if ok else (("no_rtk_fix",) if not stats.fixed else ("few_rtk_fixed",))
+        info = {"session_start_s": window * self.session, "session_s": self.session,
+                "epochs": stats.epochs, "fixed": stats.fixed,
+                "fixed_ratio": round(stats.fixed_ratio, 4)}
+        out = [ChannelValue("session.fixed_ratio", stats.fixed_ratio, "1", Quality.GOOD,
+                            "rtk_fixed_ratio", (), info, Lane.RESULT, f"gnss/{self.name}")]
+        for axis, comp in (("east", stats.e), ("north", stats.n), ("up", stats.u)):
+            parts = (("", None if comp is None else comp.mean),
+                     ("_sigma", None if comp is None else comp.sigma),
+                     ("_spread", None if comp is None else comp.spread))
+            for what, value in parts:
+                name = f"session.{axis}{what}"
+                if value is None or not ok:
+                    out.append(ChannelValue(name, None, "mm", Quality.BAD if stats.epochs
+                                            else Quality.MISSING, f"displacement_{axis}{what}",
+                                            flags, info, Lane.RESULT, f"gnss/{self.name}"))
+                else:
+                    out.append(ChannelValue(name, value * 1000.0, "mm", quality,
+                                            f"displacement_{axis}{what}", flags, info,
+                                            Lane.RESULT, f"gnss/{self.name}"))
+        return out
 
     def _enu(self, g: nmea.Gga) -> tuple[float, float, float] | None:
         if self.reference is None or g.lat is None or g.lon is None or g.height is None:

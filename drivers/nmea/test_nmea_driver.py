@@ -153,3 +153,43 @@ def test_a_real_f9p_capture_fed_through_the_port_yields_session_statistics(pty: 
     assert st.e is not None and st.n is not None and st.u is not None
     for c in (st.e, st.n, st.u):                 # static pier: cm-level, NMEA-quantised
         assert abs(c.mean) < 0.01 and c.spread < 0.05
+
+
+def gga(hhmmss: str, quality: int, north_min: float) -> bytes:
+    return sentence(f"GNGGA,{hhmmss},1827.{north_min:05.0f},N,06954.92124,W,{quality},12,0.48,"
+                    "22.6,M,-41.5,M,1.0,0000")
+
+
+def test_a_session_is_published_as_a_result_when_the_next_one_begins() -> None:
+    """With 1-hour sessions, the first GGA after 11:00 closes 10:00-11:00: its robust
+    statistics over RTK-fixed epochs only go out as result-lane values on gnss/{device},
+    in mm; a session with too few fixed epochs is published bad without millimetres."""
+    from daq.model import Lane
+
+    driver = make(reference=REF, session="1h", min_fixed_ratio=0.5)
+    epochs = [gga(f"10{m:02d}00.00", 4, 72064) for m in range(0, 50)]
+    epochs += [gga(f"10{m:02d}00.00", 5, 72900) for m in range(50, 60)]  # float: ignored
+    for data in epochs:
+        assert not [v for v in driver.feed(data) if v.channel.startswith("session.")]
+    closing = values(driver.feed(gga("110000.00", 1, 72064)))
+    ratio = closing["session.fixed_ratio"]
+    assert ratio.value == pytest.approx(50 / 60) and ratio.lane is Lane.RESULT
+    assert ratio.topic == "gnss/rover" and ratio.raw["session_start_s"] == 36000
+    single = values(driver.feed(gga("110000.00", 4, 72064)))["north"].value
+    assert closing["session.north"].value == pytest.approx(single, abs=1e-6)
+    assert closing["session.north"].quality is Quality.GOOD
+    assert closing["session.north_sigma"].value == pytest.approx(0.0)
+    # 11:00-12:00: one fixed epoch in 30 → bad, no coordinates
+    for m in range(1, 30):
+        driver.feed(gga(f"11{m:02d}00.00", 5, 72064))
+    poor = values(driver.feed(gga("120000.00", 4, 72064)))
+    assert poor["session.fixed_ratio"].value == pytest.approx(1 / 31)
+    assert poor["session.east"].quality is Quality.BAD and poor["session.east"].value is None
+    assert "few_rtk_fixed" in poor["session.east"].flags
+
+
+def test_a_session_length_must_divide_the_day() -> None:
+    from daq.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        make(reference=REF, session="7h")
