@@ -175,7 +175,7 @@ class Daemon:
                                        health=self.health,
                                        ack_interval=cfg.outbox.commit_interval)
         self.gnss: Any = None
-        if cfg.gnss is not None:  # GNSS recording and session solving (daq/gnss/recorder.py)
+        if getattr(cfg, "gnss", None) is not None:  # GNSS recording and session solving (daq/gnss/recorder.py)
             from .gnss.recorder import GnssService
 
             self.gnss = GnssService(cfg.gnss, self.state_dir, self.outbox,
