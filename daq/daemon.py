@@ -175,10 +175,11 @@ class Daemon:
                                        health=self.health,
                                        ack_interval=cfg.outbox.commit_interval)
         self.gnss: Any = None
-        if getattr(cfg, "gnss", None) is not None:  # GNSS recording and session solving (daq/gnss/recorder.py)
+        gnss_cfg = getattr(cfg, "gnss", None)  # GNSS recording and solving: in progress
+        if gnss_cfg is not None:
             from .gnss.recorder import GnssService
 
-            self.gnss = GnssService(cfg.gnss, self.state_dir, self.outbox,
+            self.gnss = GnssService(gnss_cfg, self.state_dir, self.outbox,
                                     on_commit=self._wake_publisher)
         self.notifier = Notifier()
         self.started = utcnow()
