@@ -111,6 +111,11 @@ class Ctx:
         self.problems.append(ConfigProblem(path, message, line, hint))
 
 
+def _report_duplicates(value: Any, path: str, ctx: Ctx) -> None:
+    for key, line_no, first in getattr(value, "duplicates", []):
+        ctx.add(join(path, key), f"duplicate key (first given on line {first})", line_no)
+
+
 @dataclass
 class Field:
     """One key of a mapping.
@@ -193,8 +198,7 @@ class Schema:
             ctx.add(path, f"expected a mapping, got {type(value).__name__}", line)
             return _MISSING
         key_lines = getattr(value, "key_lines", {})
-        for key, line_no, first in getattr(value, "duplicates", []):
-            ctx.add(join(path, key), f"duplicate key (first given on line {first})", line_no)
+        _report_duplicates(value, path, ctx)
         out: dict[str, Any] = {}
         for key, raw in value.items():
             kline = key_lines.get(str(key), line)
@@ -260,8 +264,7 @@ class MapOf:
             ctx.add(path, f"expected a mapping of names, got {type(value).__name__}", line)
             return _MISSING
         key_lines = getattr(value, "key_lines", {})
-        for key, line_no, first in getattr(value, "duplicates", []):
-            ctx.add(join(path, key), f"duplicate name (first given on line {first})", line_no)
+        _report_duplicates(value, path, ctx)
         out = {}
         for key, raw in value.items():
             kline = key_lines.get(str(key), line)
