@@ -137,12 +137,15 @@ class Publisher(threading.Thread):
             self._note_error(f"connect to {self.state.broker} failed: {err}")
             return None
         client.loop_start()
-        if not self._connack.wait(10.0) or self._lost.is_set():
-            self._note_error(f"no CONNACK from {self.state.broker}")
+        got = self._connack.wait(10.0)
+        # a refusal (bad password, not authorised) comes as a CONNACK followed at once by
+        # the broker closing the socket: look at the CONNACK before at the lost link
+        if got and getattr(self._connack_rc, "is_failure", False):
+            self._note_error(f"broker refused the connection: {self._connack_rc}")
             self._drop(client)
             return None
-        if getattr(self._connack_rc, "is_failure", False):
-            self._note_error(f"broker refused the connection: {self._connack_rc}")
+        if not got or self._lost.is_set():
+            self._note_error(f"no CONNACK from {self.state.broker}")
             self._drop(client)
             return None
         client.publish(self.status_topic, self._status_payload("online"), qos=1, retain=True)
