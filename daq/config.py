@@ -20,6 +20,8 @@ import yaml
 
 from .driver import Driver, LoadFailure, discover
 from .errors import ConfigError, ConfigProblem
+from .gnss.gnss_config import GNSS
+from .gnss.gnss_config import build as build_gnss
 from .schema import Ctx, Field, MapOf, Schema, join
 
 BUS_PROTOCOLS = ("modbus_rtu", "modbus_tcp", "serial")
@@ -120,6 +122,7 @@ class Config:
     source: str | None = None
     drivers: Mapping[str, type[Driver]] = field(default_factory=dict, repr=False)
     quarantined: tuple[ConfigProblem, ...] = ()
+    gnss: Any = None  # daq.gnss.gnss_config.GnssConfig when a `gnss:` section is given
 
     @property
     def devices(self) -> list[DeviceConfig]:
@@ -226,6 +229,7 @@ def _top_schema(sensors_field: Field) -> Schema:
         "log": Field(LOG),
         "buses": Field(MapOf(Field(BUS)), required=True),
         "sensors": sensors_field,
+        "gnss": Field(GNSS),
     })
 
 
@@ -305,6 +309,7 @@ def loads(text: str, *, source: str | None = None,
         log_level=(checked.get("log") or {}).get("level", "info"),
         log_format=(checked.get("log") or {}).get("format", "auto"),
         source=source, drivers=dict(drivers), quarantined=tuple(quarantined),
+        gnss=build_gnss(checked["gnss"]) if checked.get("gnss") is not None else None,
     )
 
 

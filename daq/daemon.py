@@ -175,11 +175,10 @@ class Daemon:
                                        health=self.health,
                                        ack_interval=cfg.outbox.commit_interval)
         self.gnss: Any = None
-        gnss_cfg = getattr(cfg, "gnss", None)  # GNSS recording and solving: in progress
-        if gnss_cfg is not None:
+        if cfg.gnss is not None:  # GNSS recording and session solving (daq/gnss/recorder.py)
             from .gnss.recorder import GnssService
 
-            self.gnss = GnssService(gnss_cfg, self.state_dir, self.outbox,
+            self.gnss = GnssService(cfg.gnss, self.state_dir, self.outbox,
                                     on_commit=self._wake_publisher)
         self.notifier = Notifier()
         self.started = utcnow()

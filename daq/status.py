@@ -79,6 +79,8 @@ def show_status(st: dict[str, Any], device: str | None = None,
                     out.append(render(["channel", "value", "unit", "quality"],
                                       [[ch, v["value"], v["unit"], v["quality"]]
                                        for ch, v in d["last_values"].items()]))
+    if st.get("gnss"):
+        out.extend(["", _gnss_table(st["gnss"])])
     values = st.get("sensor_values", {})
     if sensor:
         chosen = {ch: v for ch, v in values.items() if ch.split(".")[0] == sensor}
@@ -94,3 +96,26 @@ def show_status(st: dict[str, Any], device: str | None = None,
     elif values and not device:
         out.append(f"\n{len(values)} sensor channels; `daq status --sensor ID` shows one")
     return "\n".join(out)
+
+
+def _gnss_table(g: dict[str, Any]) -> str:
+    """Receivers (what each delivered) and monitoring points (their last session)."""
+    streams = render(
+        ["gnss stream", "point", "port", "bytes", "frames", "epochs", "dropped",
+         "decode errors", "last epoch (UTC)", "session"],
+        [[s["name"], s["point"], "open" if s["open"] else f"DOWN {s['error'] or ''}",
+          s["bytes"], s["frames"], s["epochs"], s["epochs_dropped"],
+          sum(s["decode_errors"].values()), s["last_epoch"] or "-", s["session"] or "-"]
+         for s in g["streams"]])
+    rows = []
+    for name, p in g["points"].items():
+        last = p.get("last") or {}
+        d = last.get("displacement_mm") or {}
+        rows.append([name, last.get("id", "-"), last.get("verdict", "-"), last.get("ratio"),
+                     " / ".join(f"{d[k]:+.1f}" for k in ("along", "downstream", "vertical"))
+                     if d else "-"])
+    points = render(["gnss point", "last session", "verdict", "ratio",
+                     "along / downstream / vertical mm"], rows)
+    waiting = f"\nwaiting for a reference session: {', '.join(g['waiting'])}" \
+        if g.get("waiting") else ""
+    return f"{streams}\n\n{points}{waiting}"
