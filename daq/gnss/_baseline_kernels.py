@@ -22,13 +22,13 @@ from numba import njit
 from numpy.typing import NDArray
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sd_var(el: float, a: float, b: float, fact: float) -> float:
     s = np.sin(el)
     return 2.0 * fact * fact * (a * a + b * b / (s * s))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _block(idx: NDArray[np.int64], m: int, band: int, is_phase: bool,
            el: NDArray[np.float64], y: NDArray[np.float64], unit: NDArray[np.float64],
            lam: NDArray[np.float64], col: NDArray[np.int64], a: float, b: float,
@@ -80,7 +80,7 @@ def _block(idx: NDArray[np.int64], m: int, band: int, is_phase: bool,
     return ref
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def accumulate_normals(epoch_start: NDArray[np.int64], system: NDArray[np.int64],
                        valid: NDArray[np.bool_], el: NDArray[np.float64],
                        y_ph: NDArray[np.float64], y_cd: NDArray[np.float64],
@@ -151,7 +151,7 @@ def accumulate_normals(epoch_start: NDArray[np.int64], system: NDArray[np.int64]
     return vtpv
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dd_residuals(epoch_start: NDArray[np.int64], system: NDArray[np.int64],
                  valid: NDArray[np.bool_], el: NDArray[np.float64],
                  y_ph: NDArray[np.float64], out: NDArray[np.float64]) -> None:

@@ -46,7 +46,7 @@ _COS_5 = 0.9961946980917456      # cos(−5°)
  _OMGD, _IDOT, _CUC, _CUS, _CRC, _CRS, _CIC, _CIS, _TOES, _NCOL) = range(24)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _kepler_states(eph: NDArray[np.float64], t: NDArray[np.float64],
                    pos: NDArray[np.float64], clk: NDArray[np.float64]) -> None:
     """Position (m, ECEF) and clock bias (s, relativity included) of row i at t[i]."""
@@ -107,7 +107,7 @@ def _kepler_states(eph: NDArray[np.float64], t: NDArray[np.float64],
                   - 2.0 * np.sqrt(mu * a) * e * sin_e / (299792458.0 * 299792458.0))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _polynomial_clock(eph: NDArray[np.float64], t: NDArray[np.float64],
                       clk: NDArray[np.float64]) -> None:
     """Clock polynomial (s) at the time given by the *satellite* clock (2 iterations)."""

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 LOOP_MAX = 10000          # search steps before giving up (RTKLIB's LOOPMAX)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ld_factor(q: NDArray[np.float64], lmat: NDArray[np.float64],
                d: NDArray[np.float64]) -> int:
     """Q = Lᵀ diag(D) L with L unit lower triangular; returns −1 if Q is not positive."""
@@ -46,7 +46,7 @@ def _ld_factor(q: NDArray[np.float64], lmat: NDArray[np.float64],
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _reduce(lmat: NDArray[np.float64], d: NDArray[np.float64], z: NDArray[np.float64]) -> None:
     """Decorrelate in place: integer Gauss transforms and permutations (Z accumulates)."""
     n = d.shape[0]
@@ -87,12 +87,12 @@ def _reduce(lmat: NDArray[np.float64], d: NDArray[np.float64], z: NDArray[np.flo
             j -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sgn(x: float) -> float:
     return -1.0 if x <= 0.0 else 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _search(lmat: NDArray[np.float64], d: NDArray[np.float64], zs: NDArray[np.float64],
             zn: NDArray[np.float64], s: NDArray[np.float64]) -> int:
     """MLAMBDA depth-first search for the m = zn.shape[1] best candidates; −1 on overrun."""
