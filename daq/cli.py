@@ -64,8 +64,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                           "readings_per_s": readings_per_second(cfg),
                           "buses": budgets}, indent=1))
         return EXIT_OK
+    gnss = (f", {len(cfg.gnss.streams)} GNSS stream(s), {len(cfg.gnss.points)} GNSS point(s)"
+            if cfg.gnss is not None else "")
     print(f"{args.config}: OK — site {cfg.site}, rtu {cfg.rtu}, {len(cfg.buses)} bus(es), "
-          f"{len(cfg.devices)} device(s), {len(cfg.sensors)} sensor(s), "
+          f"{len(cfg.devices)} device(s), {len(cfg.sensors)} sensor(s){gnss}, "
           f"{readings_per_second(cfg):.1f} readings/s")
     print(render(["bus", "protocol", "devices", "load", "verdict"],
                  [[b["bus"], b["protocol"], b["devices"], f"{b['load'] * 100:.0f} %",
@@ -117,9 +119,15 @@ def cmd_drivers(args: argparse.Namespace) -> int:
     return EXIT_OK if not failed else EXIT_FAILURE
 
 
+RUNTIME_DIR = Path("/run/daq")  # systemd RuntimeDirectory=daq: where the service's status is
+
+
 def _state_dir(args: argparse.Namespace) -> Path:
     if args.state_dir:
         return Path(args.state_dir)
+    runtime = Path(os.environ.get("RUNTIME_DIRECTORY") or RUNTIME_DIR)
+    if (runtime / "status.json").exists():
+        return runtime
     if args.config:
         from . import config
 

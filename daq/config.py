@@ -227,7 +227,7 @@ def _top_schema(sensors_field: Field) -> Schema:
         "mqtt": Field(MQTT),
         "outbox": Field(OUTBOX),
         "log": Field(LOG),
-        "buses": Field(MapOf(Field(BUS)), required=True),
+        "buses": Field(MapOf(Field(BUS)), default=dict),  # a GNSS-only RTU has none
         "sensors": sensors_field,
         "gnss": Field(GNSS),
     })

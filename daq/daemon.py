@@ -164,6 +164,10 @@ class Daemon:
         self.cfg = cfg
         self.state_dir = Path(state_dir or cfg.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        # the status file is rewritten every 2 s: under systemd it goes to the runtime
+        # directory (tmpfs), not to the RTU's flash (`daq status` looks there first)
+        self.status_dir = Path(os.environ.get("RUNTIME_DIRECTORY") or self.state_dir)
+        self.status_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(self.state_dir / "outbox.sqlite3", max_rows=outbox_cap(cfg))
         self.publisher: Publisher | None = None
         self.pipeline = Pipeline(cfg, self.outbox, on_commit=self._wake_publisher)
@@ -225,7 +229,7 @@ class Daemon:
         }
 
     def write_status(self) -> None:
-        path = self.state_dir / "status.json"
+        path = self.status_dir / "status.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.status(), indent=1, default=str), encoding="utf-8")
         os.replace(tmp, path)
@@ -257,7 +261,9 @@ class Daemon:
 
     def run_forever(self) -> None:
         self.start()
-        self.notifier.ready(f"acquiring from {len(self.cfg.devices)} devices")
+        streams = len(self.cfg.gnss.streams) if self.cfg.gnss is not None else 0
+        self.notifier.ready(f"acquiring from {len(self.cfg.devices)} devices and "
+                            f"{streams} GNSS streams")
         wd = self.notifier.watchdog_interval
         next_status = 0.0
         next_maintenance = time.monotonic() + 60.0

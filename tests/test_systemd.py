@@ -49,7 +49,9 @@ def test_daemon_speaks_notify_protocol(tmp_path: Path) -> None:
     srv.settimeout(20)
     with ModbusTestServer.tcp(units=(1,)) as modbus:
         cfg = write_config(tmp_path / "c.yaml", modbus.url, "modbus_tcp", {1: 1.0})
-        env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"}
+        runtime = tmp_path / "run"
+        env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000",
+               "RUNTIME_DIRECTORY": str(runtime)}
         env.pop("WATCHDOG_PID", None)
         proc = subprocess.Popen([sys.executable, "-m", "daq", "run", "--config", str(cfg),
                                  "--state-dir", str(tmp_path / "state")], env=env, cwd=REPO,
@@ -58,6 +60,9 @@ def test_daemon_speaks_notify_protocol(tmp_path: Path) -> None:
             got: list[tuple[float, bytes]] = []
             while not any(m == b"WATCHDOG=1" for _, m in got[1:]) or len(got) < 6:
                 got.append((time.monotonic(), srv.recv(4096)))
+            # under systemd the status file lives in RuntimeDirectory (tmpfs), not on flash
+            shown = subprocess.run([sys.executable, "-m", "daq", "status"], env=env,
+                                   capture_output=True, text=True, timeout=60)
             proc.send_signal(signal.SIGTERM)
             while b"STOPPING=1" not in got[-1][1]:
                 got.append((time.monotonic(), srv.recv(4096)))
@@ -66,8 +71,11 @@ def test_daemon_speaks_notify_protocol(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
             srv.close()
+    assert (runtime / "status.json").exists()
+    assert not (tmp_path / "state" / "status.json").exists()
+    assert shown.returncode == 0 and "— running" in shown.stdout, shown.stdout + shown.stderr
     messages = [m for _, m in got]
-    assert messages[0].startswith(b"READY=1")
+    assert messages[0].startswith(b"READY=1\nSTATUS=acquiring from 1 devices")
     pings = [t for t, m in got if m == b"WATCHDOG=1"]
     assert len(pings) >= 4
     assert messages[-1] == b"STOPPING=1"
