@@ -83,12 +83,19 @@ class Pipeline(threading.Thread):
         out = [(v.topic or topic, _reading(dev.name, v, res, v.lane or lane))
                for v in res.values]
         if self.sensors is not None:
-            derived = [sanitize(r) for r in self.sensors.process(dev.name, res.values, res.ts)]
+            try:
+                derived = [sanitize(r) for r in
+                           self.sensors.process(dev.name, res.values, res.ts)]
+            except Exception as err:  # a sensor-layer bug costs the derived values only
+                log.error("sensor_layer_error", device=dev.name,
+                          error=f"{type(err).__name__}: {err}")
+                self.outbox.bump("sensor_layer_errors")
+                derived = []
             for r in derived:  # what `daq status --sensor P07` shows
                 self.last[r.channel] = {"value": r.value, "unit": r.unit,
                                         "quality": r.quality.value, "ts": format_ts(r.ts)}
             out.extend((topic, r) for r in derived)
-        return [(t, sanitize(r)) for t, r in out]
+        return [(t, r if r.sensor is not None else sanitize(r)) for t, r in out]
 
     def run(self) -> None:
         interval, batch = self.cfg.outbox.commit_interval, self.cfg.outbox.commit_batch

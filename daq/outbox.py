@@ -11,6 +11,7 @@ batches, because every commit costs the RTU's flash several kB (FIELD-NOTES.md).
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -42,6 +43,27 @@ class Row:
     channel: str
     seq: int
     payload: str
+
+
+def _encode(payload: dict[str, object]) -> str:
+    """JSON text of a reading. JSON has no NaN: the pipeline already turns a non-finite
+    value into null + bad; any left deeper (in ``raw`` or a session summary) become null,
+    and objects JSON cannot hold become their repr. A reading is never refused."""
+    try:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False, default=repr)
+    except ValueError:
+        return json.dumps(_nulled(payload), separators=(",", ":"), allow_nan=False,
+                          default=repr)
+
+
+def _nulled(x: object) -> object:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _nulled(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_nulled(v) for v in x]
+    return x
 
 
 class Outbox:
@@ -80,8 +102,7 @@ class Outbox:
             payload = reading.to_payload(seq)
             if envelope:
                 payload = {**envelope, **payload}
-            rows.append((int(reading.lane), topic, reading.channel, seq,
-                         json.dumps(payload, separators=(",", ":"), allow_nan=False)))
+            rows.append((int(reading.lane), topic, reading.channel, seq, _encode(payload)))
             seqs.append(seq)
         with self._lock:
             try:
