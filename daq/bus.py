@@ -100,6 +100,16 @@ def next_slot(now_wall: float, interval: float) -> float:
     return (math.floor(now_wall / interval) + 1) * interval
 
 
+def _checked(values: Any) -> list[ChannelValue]:
+    """A driver's result, checked inside the poll's guard: a plugin returning anything but
+    a list of ChannelValue (with a Quality) is a driver error, not a dead bus thread."""
+    if not isinstance(values, list) or not all(
+            isinstance(v, ChannelValue) and isinstance(v.quality, Quality) for v in values):
+        raise TypeError(f"poll() returned {type(values).__name__}, not a list of "
+                        "ChannelValue")
+    return values
+
+
 class BusWorker(threading.Thread):
     def __init__(self, bus: BusConfig, drivers: dict[str, Driver],
                  sink: Callable[[PollResult], None], *,
@@ -155,7 +165,9 @@ class BusWorker(threading.Thread):
             self.states[name].skipped += int((now - due) // dev.interval)
         self._due[name] = next_slot(now, dev.interval)
         ts = datetime.fromtimestamp(now, UTC)
-        if now < self._probe[name]:
+        # a probe time further away than backoff_max comes from a backward clock step:
+        # probe now rather than stay silent for the length of the step
+        if now < self._probe[name] <= now + dev.backoff_max:
             self._emit_gap(dev, ts, "backoff")
             return
         self._poll(dev, ts)
@@ -190,7 +202,7 @@ class BusWorker(threading.Thread):
             self.link.timeout = dev.timeout or self.bus.timeout
         st.polls += 1
         try:
-            values = drv.poll(self.link)
+            values = _checked(drv.poll(self.link))
         except NoResponse as err:
             st.no_response += 1
             self._fail(dev, ts, "no_response", str(err))

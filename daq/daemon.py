@@ -101,11 +101,12 @@ class Pipeline(threading.Thread):
         interval, batch = self.cfg.outbox.commit_interval, self.cfg.outbox.commit_batch
         stopping = False
         pending: list[tuple[str, Reading]] = []
-        while not stopping:
+        tries_at_stop = 3  # commits tried once stopping before what is held is given up
+        while not stopping or pending:
             self.heartbeat = time.monotonic()
             items: list[tuple[str, Reading]] = []
             deadline = time.monotonic() + interval
-            while len(items) < batch:
+            while len(items) < batch and not stopping:
                 try:
                     res = self.queue.get(timeout=max(deadline - time.monotonic(), 0.0))
                 except queue.Empty:
@@ -125,6 +126,11 @@ class Pipeline(threading.Thread):
                     self.outbox.add(pending)
                 except (sqlite3.Error, OSError) as err:  # disk full, I/O error: keep, retry
                     log.error("outbox_commit_failed", error=str(err), held=len(pending))
+                    if stopping:
+                        tries_at_stop -= 1
+                        if tries_at_stop <= 0:
+                            log.error("readings_not_committed", count=len(pending))
+                            break
                     time.sleep(1.0)
                     continue
                 self.accepted += len(pending)
@@ -194,6 +200,7 @@ class Daemon:
         self.notifier = Notifier()
         self.started = utcnow()
         self._stop = threading.Event()
+        self._status_error: str | None = None
 
     def _wake_publisher(self) -> None:
         if self.publisher is not None:
@@ -236,10 +243,20 @@ class Daemon:
         }
 
     def write_status(self) -> None:
+        """Rewrite the status file; a failure (full or broken directory) is logged once
+        per distinct error and never stops the supervisor or its orderly shutdown."""
         path = self.status_dir / "status.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.status(), indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(self.status(), indent=1, default=str), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as err:
+            text = f"{type(err).__name__}: {err}"
+            if text != self._status_error:
+                log.error("status_write_failed", path=str(path), error=text)
+            self._status_error = text
+            return
+        self._status_error = None
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -280,8 +297,11 @@ class Daemon:
                 self.write_status()
                 next_status = now + 2.0
             if now >= next_maintenance:
-                self.outbox.maintain()
                 next_maintenance = now + 300.0
+                try:
+                    self.outbox.maintain()
+                except sqlite3.Error as err:  # freeing pages is optional; stopping is not
+                    log.error("outbox_maintenance_failed", error=str(err))
             if wd is not None and self.alive():
                 self.notifier.watchdog()
             self._stop.wait(min(wd or 1.0, 1.0))

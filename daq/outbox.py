@@ -96,15 +96,17 @@ class Outbox:
         seqs: list[int] = []
         rows = []
         touched: dict[str, int] = {}
-        for topic, reading in items:
-            seq = touched.get(reading.channel, self._seqs.get(reading.channel, 0)) + 1
-            touched[reading.channel] = seq
-            payload = reading.to_payload(seq)
-            if envelope:
-                payload = {**envelope, **payload}
-            rows.append((int(reading.lane), topic, reading.channel, seq, _encode(payload)))
-            seqs.append(seq)
+        # seqs are taken under the lock: two writers (pipeline, GNSS solver) adding to one
+        # channel at once must never be given the same seq
         with self._lock:
+            for topic, reading in items:
+                seq = touched.get(reading.channel, self._seqs.get(reading.channel, 0)) + 1
+                touched[reading.channel] = seq
+                payload = reading.to_payload(seq)
+                if envelope:
+                    payload = {**envelope, **payload}
+                rows.append((int(reading.lane), topic, reading.channel, seq, _encode(payload)))
+                seqs.append(seq)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
@@ -116,7 +118,7 @@ class Outbox:
                     list(touched.items()))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback_locked()
                 raise
             self._seqs.update(touched)
             for row in rows:
@@ -124,6 +126,12 @@ class Outbox:
             if self.max_rows is not None and sum(self._depth.values()) > self.max_rows:
                 self._evict_locked(sum(self._depth.values()) - self.max_rows)
         return seqs
+
+    def _rollback_locked(self) -> None:
+        """Undo an open transaction; when BEGIN itself failed (database locked) there is
+        none, and a bare ROLLBACK would raise and hide the real error."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _evict_locked(self, excess: int) -> None:
         """Drop the oldest rows of the lowest lanes first; alarms are never evicted."""
@@ -163,13 +171,19 @@ class Outbox:
         if not rows:
             return 0
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            deleted = 0
-            for row in rows:
-                n = self._db.execute("DELETE FROM outbox WHERE id=?", (row.id,)).rowcount
-                deleted += n
-                self._depth[Lane(row.lane)] -= n
-            self._db.execute("COMMIT")
+            depth = dict(self._depth)
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                deleted = 0
+                for row in rows:
+                    n = self._db.execute("DELETE FROM outbox WHERE id=?", (row.id,)).rowcount
+                    deleted += n
+                    depth[Lane(row.lane)] -= n
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback_locked()  # never leave a transaction open for the next add
+                raise
+            self._depth = depth
             return deleted
 
     def maintain(self) -> None:

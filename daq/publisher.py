@@ -180,7 +180,11 @@ class Publisher(threading.Thread):
                 delay = min(delay * 2, self.cfg.reconnect_max)
                 continue
             delay = self.cfg.reconnect_min
-            self._serve(client)
+            try:
+                self._serve(client)
+            except Exception as err:  # an outbox I/O error or a health bug: reconnect, not die
+                log.error("publisher_error", error=f"{type(err).__name__}: {err}")
+                self._halt.wait(delay)
             if self._halt.is_set():
                 client.publish(self.status_topic, self._status_payload("offline", "shutdown"),
                                qos=1, retain=True).wait_for_publish(2.0)

@@ -252,3 +252,95 @@ def test_no_broker_keeps_acquiring_and_says_so(run_daemon: Any, tmp_path: Path) 
     assert events.count("broker_unreachable") == 1
     assert outbox_rows(tmp_path / "state")[:3] == [("unit1/level", 1), ("unit1/level", 2),
                                                    ("unit1/level", 3)]
+
+
+def test_a_status_file_that_cannot_be_written_does_not_stop_the_daemon(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The status file failing to write (runtime directory full or broken) is logged, not
+    fatal: the supervisor keeps running, and on stop it still commits what was polled
+    and closes the outbox (here gap records of a device on a closed port)."""
+    import threading
+
+    from daq.config import loads
+    from daq.daemon import Daemon
+    from daq.outbox import Outbox
+
+    runtime = tmp_path / "run"
+    (runtime / "status.tmp").mkdir(parents=True)  # writing status.tmp fails: a directory
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+    cfg = loads("""\
+site: s
+rtu: r
+outbox: {commit_interval: 200ms}
+buses:
+  line1:
+    protocol: modbus_tcp
+    url: 127.0.0.1:1
+    timeout: 200ms
+    devices:
+      unit1: {driver: modbus, address: 1, interval: 100ms, options: {registers: [
+              {name: level, address: 0, type: float32, unit: m}]}}
+""", source="c.yaml")
+    daemon = Daemon(cfg, state_dir=str(tmp_path / "state"))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            daemon.run_forever()
+        except BaseException as err:
+            errors.append(err)
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(1.5)
+    daemon.request_stop()
+    t.join(20)
+    assert not t.is_alive() and errors == []
+    ob = Outbox(tmp_path / "state" / "outbox.sqlite3")
+    rows = ob.all_rows()
+    ob.close()
+    assert len(rows) >= 5 and all(json.loads(r.payload)["quality"] == "missing" for r in rows)
+
+
+def test_polled_values_survive_a_locked_outbox_at_shutdown(tmp_path: Path) -> None:
+    """Stopping while another process holds the outbox's write lock (a technician's export,
+    say) does not drop what was polled: the pipeline retries and commits once the lock
+    is released."""
+    import threading
+
+    from daq.bus import PollResult
+    from daq.config import loads
+    from daq.daemon import Pipeline
+    from daq.model import ChannelValue, utcnow
+    from daq.outbox import Outbox
+
+    cfg = loads("""\
+site: s
+rtu: r
+outbox: {commit_interval: 100ms}
+buses:
+  line1:
+    protocol: modbus_tcp
+    url: 127.0.0.1:1
+    devices:
+      unit1: {driver: modbus, address: 1, interval: 1s, options: {registers: [
+              {name: level, address: 0, type: float32, unit: m}]}}
+""", source="c.yaml")
+    outbox = Outbox(tmp_path / "o.db")
+    pipe = Pipeline(cfg, outbox)
+    pipe.start()
+    other = sqlite3.connect(tmp_path / "o.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock longer than SQLite's 5 s wait
+    for i in range(3):
+        pipe.submit(PollResult(cfg.devices[0], utcnow(), [ChannelValue("level", float(i), "m")],
+                               True))
+    stopper = threading.Thread(target=pipe.stop, kwargs={"timeout": 30.0})
+    stopper.start()
+    time.sleep(6.0)
+    other.execute("ROLLBACK")
+    other.close()
+    stopper.join(30)
+    pipe.join(30)
+    values = [json.loads(r.payload)["value"] for r in outbox.all_rows()]
+    outbox.close()
+    assert values == [0.0, 1.0, 2.0] and pipe.accepted == 3

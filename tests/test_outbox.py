@@ -65,3 +65,49 @@ def test_nothing_json_cannot_hold_ever_blocks_a_commit(tmp_path: Path) -> None:
     payload = json.loads(ob.all_rows()[0].payload)
     assert payload["value"] is None and payload["raw"]["words"] == [1, None]
     assert payload["raw"]["frame"] == repr(b"\x01\x02")
+
+
+def test_concurrent_writers_never_share_a_seq(tmp_path: Path) -> None:
+    """Two threads adding to one channel at once (pipeline and GNSS solver share the
+    outbox) get distinct seqs 1..N: a repeated seq would make a subscriber drop a reading."""
+    import sys
+    import threading
+
+    ob = Outbox(tmp_path / "o.db")
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible to expose races
+    try:
+        def writer() -> None:
+            for i in range(150):
+                ob.add([("t", reading("shared", float(i)))])
+
+        threads = [threading.Thread(target=writer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    seqs = sorted(json.loads(r.payload)["seq"] for r in ob.all_rows())
+    assert seqs == list(range(1, 451))
+    assert ob.last_seq("shared") == 450
+
+
+def test_a_locked_database_reports_itself_and_leaves_the_outbox_usable(tmp_path: Path) -> None:
+    """When another connection holds the write lock past SQLite's wait, add() raises the
+    real error ("database is locked", not a failed ROLLBACK), assigns no seq, and works
+    normally once the lock is gone."""
+    import sqlite3
+
+    import pytest
+
+    ob = Outbox(tmp_path / "o.db")
+    other = sqlite3.connect(tmp_path / "o.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        ob.add([("t", reading("a", 1))])
+    other.execute("ROLLBACK")
+    other.close()
+    assert ob.add([("t", reading("a", 2))]) == [1]
+    assert ob.depth()["raw"] == 1
+    ob.close()

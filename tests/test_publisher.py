@@ -135,3 +135,34 @@ def test_alarms_and_results_overtake_a_raw_backlog(tmp_path: Path) -> None:
     assert alarm_at < len(rs) - 5000, f"alarm arrived at {alarm_at} of {len(rs)}"
     alarm_msgs = [json.loads(p) for t, p, _ in sub.messages if t.endswith("/alarm/P07")]
     assert alarm_msgs and alarm_msgs[0]["readings"][0]["value"] == 1.0
+
+
+def test_an_error_while_serving_does_not_stop_the_publisher(tmp_path: Path) -> None:
+    """An exception inside the serving loop (here the health callback failing once, as an
+    outbox I/O error would) is logged and the link re-established: readings accepted
+    afterwards are still delivered and acknowledged, the thread does not die silently."""
+    broker = LocalBroker(tmp_path).start()
+    sub = Subscriber(broker.port)
+    outbox = Outbox(tmp_path / "o.db")
+    calls = [0]
+
+    def health() -> dict[str, object]:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise OSError("disk I/O error")
+        return {"ok": True}
+
+    pub = Publisher(mqtt_config(broker.port), outbox, site="s", rtu="r", health=health)
+    try:
+        pub.start()
+        wait_for(lambda: calls[0] >= 1, 10, "the first health report")
+        outbox.add([("data/dev", reading("dev/x", float(i))) for i in range(5)])
+        pub.wakeup.set()
+        wait_for(lambda: outbox.depth()["raw"] == 0, 15, "the readings to be acknowledged")
+        assert pub.is_alive()
+    finally:
+        pub.stop()
+        pub.join(5)
+        sub.close()
+        broker.stop()
+    assert [r["value"] for r in sub.readings()] == [float(i) for i in range(5)]

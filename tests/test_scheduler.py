@@ -103,3 +103,51 @@ def test_silent_device_backs_off_and_others_keep_their_schedule() -> None:
     assert len(gaps) >= 15 and all(v.quality.value == "missing" for r in gaps
                                    for v in r.values)
     assert dead[-1].ok and w.states["dead"].up is True
+
+
+class Malformed(Counter):
+    """A buggy third-party driver: returns None instead of a list of channel values."""
+
+    def poll(self, link: Any) -> list[ChannelValue]:
+        self.polls.append(time.monotonic())
+        return None  # type: ignore[return-value]
+
+
+def test_a_driver_returning_garbage_costs_its_own_values_not_the_bus() -> None:
+    """A poll() that returns something other than a list of ChannelValue is a driver error:
+    counted, a gap record for its slot, and the bus thread keeps polling its neighbours."""
+    w, _, results = worker([device("ok", 0.2), device("bad", 0.2)])
+    w.drivers["bad"] = Malformed("bad", 1, {})
+    w.start()
+    try:
+        time.sleep(1.5)
+    finally:
+        w.stop()
+        w.join(5)
+    assert w.states["bad"].driver_errors >= 3
+    bad = [r for r in results if r.device.name == "bad"]
+    assert bad and not any(r.ok for r in bad)
+    assert all(v.quality.value == "missing" for r in bad for v in r.values)
+    ok = [r for r in results if r.device.name == "ok"]
+    assert len(ok) >= 5 and all(r.ok for r in ok)
+
+
+def test_backoff_survives_a_backward_clock_step() -> None:
+    """A device in backoff when the clock steps back an hour is probed again within its
+    backoff_max, not an hour later: the step must not stall its recovery."""
+    offset = [0.0]
+    w, drv, results = worker([device("dead", 0.2, backoff_max=1.0)],
+                             wall=lambda: time.time() + offset[0])
+    drv["dead"].silent = True
+    w.start()
+    try:
+        time.sleep(1.5)  # three failures and more: the device is backing off
+        assert w.states["dead"].backoff > 0
+        offset[0] -= 3600
+        drv["dead"].silent = False
+        time.sleep(2.5)
+    finally:
+        w.stop()
+        w.join(5)
+    assert w.states["dead"].up is True, "still backing off after the clock went back"
+    assert results[-1].ok
