@@ -63,6 +63,7 @@ class Pipeline(threading.Thread):
         self.heartbeat = time.monotonic()
         self.accepted = 0
         self.commits = 0
+        self.dropped_uncommitted = 0
         self.sensors: Any = None
         self.last: dict[str, dict[str, Any]] = {}
         if cfg.sensors:
@@ -102,6 +103,7 @@ class Pipeline(threading.Thread):
         stopping = False
         pending: list[tuple[str, Reading]] = []
         tries_at_stop = 3  # commits tried once stopping before what is held is given up
+        failing: str | None = None
         while not stopping or pending:
             self.heartbeat = time.monotonic()
             items: list[tuple[str, Reading]] = []
@@ -125,7 +127,10 @@ class Pipeline(threading.Thread):
                 try:
                     self.outbox.add(pending)
                 except (sqlite3.Error, OSError) as err:  # disk full, I/O error: keep, retry
-                    log.error("outbox_commit_failed", error=str(err), held=len(pending))
+                    if str(err) != failing:  # once per distinct failure, not every second
+                        log.error("outbox_commit_failed", error=str(err), held=len(pending))
+                        failing = str(err)
+                    pending = self._bounded(pending)
                     if stopping:
                         tries_at_stop -= 1
                         if tries_at_stop <= 0:
@@ -133,12 +138,35 @@ class Pipeline(threading.Thread):
                             break
                     time.sleep(1.0)
                     continue
+                if failing is not None:
+                    log.info("outbox_commit_recovered", committed=len(pending))
+                    failing = None
                 self.accepted += len(pending)
                 self.commits += 1
                 pending = []
                 if self.on_commit is not None:
                     self.on_commit()
         self._done.set()
+
+    MAX_HELD = 200_000  # readings held in memory while the outbox cannot commit
+
+    def _bounded(self, pending: list[tuple[str, Reading]]) -> list[tuple[str, Reading]]:
+        """While commits fail (disk full for hours), memory must not grow without bound:
+        beyond MAX_HELD the oldest raw samples go first, counted; alarms and results stay.
+        None of these were accepted yet (accepted means committed)."""
+        excess = len(pending) - self.MAX_HELD
+        if excess <= 0:
+            return pending
+        kept, dropped = [], 0
+        for item in pending:
+            if dropped < excess and item[1].lane == Lane.RAW:
+                dropped += 1
+                continue
+            kept.append(item)
+        self.dropped_uncommitted += dropped
+        log.error("readings_dropped_uncommitted", count=dropped,
+                  total=self.dropped_uncommitted)
+        return kept
 
     def stop(self, timeout: float = 10.0) -> None:
         self.queue.put(None)
@@ -232,7 +260,8 @@ class Daemon:
                       for w in self.workers],
             "outbox": {"depth": self.outbox.depth(), "cap_rows": self.outbox.max_rows,
                        "counters": self.outbox.counters(),
-                       "accepted": self.pipeline.accepted},
+                       "accepted": self.pipeline.accepted,
+                       "dropped_uncommitted": self.pipeline.dropped_uncommitted},
             "broker": link,
             "sensors": dict(getattr(self.pipeline.sensors, "counters", {}) or {}),
             "sensor_values": dict(self.pipeline.last),
@@ -281,7 +310,9 @@ class Daemon:
         beats_ok = now - self.pipeline.heartbeat < 30 and all(
             now - w.heartbeat < 60 + max((d.timeout or w.bus.timeout) for d in w.bus.devices)
             for w in self.workers if w.bus.devices)
-        return threads_ok and beats_ok and (self.gnss is None or self.gnss.alive())
+        publisher_ok = self.publisher is None or self.publisher.is_alive()
+        return (threads_ok and beats_ok and publisher_ok
+                and (self.gnss is None or self.gnss.alive()))
 
     def run_forever(self) -> None:
         self.start()
