@@ -342,6 +342,73 @@ def test_after_a_restart_sessions_closed_since_the_last_solve_are_solved(
     assert kept["last_solved"] == "20220225T1200Z"
 
 
+def test_a_monitor_session_gone_before_its_solve_is_published_as_a_solver_error_alarm(
+        recorded: Path, tmp_path: Path) -> None:
+    """Retention (size cap) may delete a session waiting for its reference: the loss is
+    published (alarm, missing values) and recorded as solved, never silently dropped."""
+    cfg = gnss_config()
+    state = tmp_path / "state"
+    (state / "gnss" / "P01").mkdir(parents=True)
+    ses = recorded / "gnss" / "P01" / "20220225T1200Z.ses"
+    (state / "gnss" / "P01" / ses.name).write_bytes(ses.read_bytes())
+    solver, outbox = solver_for(state, cfg)
+    solver._closed(solver.store.list("P01")[0])        # waits for REF
+    assert list(solver.waiting) == ["P01/20220225T1200Z"]
+    (state / "gnss" / "P01" / ses.name).unlink()       # what apply_retention does
+    solver.waiting["P01/20220225T1200Z"] = 0.0         # the wait is over
+    solver._expire_waits()
+    got = rows(outbox)
+    results = [p for t, p in got if t == "gnss/P01"]
+    assert len(results) == 6
+    for p in results:
+        validator("gnss.json").validate(p)
+        assert p["value"] is None and p["quality"] == "missing"
+        assert p["session"]["verdict"] == "solver error"
+    (alarm,) = [p for t, p in got if t == "alarm/P01"]
+    assert alarm["alarm"]["kind"] == "solver error"
+    assert solver.waiting == {} and solver.counters["errors"] == 1
+    kept = json.loads((state / "gnss_points" / "P01.json").read_text())
+    assert kept["last_solved"] == "20220225T1200Z"
+
+
+def test_on_the_first_start_without_point_state_closed_sessions_are_solved(
+        recorded: Path, tmp_path: Path) -> None:
+    """A restart before a point's very first solve (no gnss_points/<point>.json yet) must
+    not forget the sessions that closed meanwhile."""
+    cfg = gnss_config()
+    state = tmp_path / "state"
+    for f in (recorded / "gnss").glob("*/*.*"):
+        if f.suffix in (".ses", ".json"):
+            (state / "gnss" / f.parent.name).mkdir(parents=True, exist_ok=True)
+            (state / "gnss" / f.parent.name / f.name).write_bytes(f.read_bytes())
+    solver, outbox = solver_for(state, cfg)
+    solver.start()
+    try:
+        wait_for(lambda: solver.counters["solved"] == 1, 30, "the unsolved session's solve")
+    finally:
+        solver.stop()
+    assert {p["session"]["id"] for t, p in rows(outbox) if t == "gnss/P01"} == \
+        {"P01/20220225T1200Z"}
+    kept = json.loads((state / "gnss_points" / "P01.json").read_text())
+    assert kept["last_solved"] == "20220225T1200Z"
+
+
+def test_an_unreadable_point_state_is_reported_and_kept_aside_not_silently_reset(
+        tmp_path: Path) -> None:
+    """The point state holds the adopted reference epoch: if it cannot be read (cut by a
+    power loss), the daemon says so and keeps the damaged file for the technician."""
+    cfg = gnss_config()
+    (tmp_path / "gnss_points").mkdir()
+    damaged = '{"reference_epoch": {"enu_m": [-886.957, -853.8957, -28.4'
+    (tmp_path / "gnss_points" / "P01.json").write_text(damaged)
+    with capture_logs() as logs:
+        solver, _outbox = solver_for(tmp_path, cfg)
+    (event,) = [e for e in logs if e["event"] == "gnss_point_state_unreadable"]
+    assert event["point"] == "P01" and event["log_level"] == "error"
+    assert (tmp_path / "gnss_points" / "P01.json.bad").read_text() == damaged
+    assert solver.points["P01"] == {}
+
+
 # -- the port ------------------------------------------------------------------------------
 
 def test_a_port_that_disappears_is_reopened_with_backoff_and_logged_once_each_way(
@@ -384,6 +451,43 @@ def test_a_port_that_disappears_is_reopened_with_backoff_and_logged_once_each_wa
     assert events.count("gnss_port_unavailable") == 0   # failed reopens: not logged again
     assert events.count("gnss_port_restored") == 1 and rec.reopens == 1
     assert ing.counters.epochs >= 860   # an epoch cut at the break may be lost, no more
+
+
+def test_a_connection_gone_silent_is_reopened_and_logged_once_each_way(
+        tmp_path: Path) -> None:
+    """A serial-to-Ethernet converter power-cycled leaves a half-open TCP connection: no
+    error ever comes, only silence. After ``silence_s`` without a byte the port is reopened,
+    and recording resumes on the new connection."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    cfg = gnss_config(CONFIG.replace("url: /dev/null, point: REF",
+                                     f"url: 'socket://127.0.0.1:{port}', point: REF"))
+    store = SessionStore(tmp_path / "gnss", session_hours=1)
+    ing = StreamIngest("ref_rx", "REF", store)
+    rec = StreamRecorder(cfg.streams[0], ing, silence_s=1.0)
+    data = RTCM_LOG.read_bytes()
+    with capture_logs() as logs:
+        rec.start()
+        first, _ = srv.accept()
+        wait_for(lambda: rec.port is not None, 10, "the port to open")
+        first.sendall(data[:300_000])
+        wait_for(lambda: ing.counters.bytes >= 300_000, 20, "the first part")
+        # the converter is gone: `first` stays open on our side but never speaks again
+        srv.settimeout(20)
+        second, _ = srv.accept()                    # the recorder's new connection
+        wait_for(lambda: rec.port is not None, 10, "the port to reopen")
+        second.sendall(data[300_000:])
+        wait_for(lambda: ing.counters.bytes >= len(data), 20, "the rest")
+        rec.stop()
+        rec.join(5)
+        for s in (first, second, srv):
+            s.close()
+    ing.flush()
+    events = [e["event"] for e in logs]
+    assert events.count("gnss_port_silent") == 1
+    assert events.count("gnss_port_restored") == 1 and rec.reopens == 1
+    assert rec.error is None
+    assert ing.counters.epochs >= 860
 
 
 def test_the_readme_gnss_example_is_a_valid_configuration() -> None:

@@ -219,6 +219,21 @@ def test_a_failing_hook_is_counted_not_raised(tmp_path: Path, rover: ObsData) ->
     store.close()
 
 
+def test_a_damaged_summary_beside_a_closed_session_is_rebuilt_from_the_session(
+        tmp_path: Path, rover: ObsData) -> None:
+    """A power cut may leave the ``.json`` summary empty or cut (it is written without an
+    fsync of its own); listing must still show the session, read from the session file."""
+    store = SessionStore(tmp_path, session_hours=1)
+    for ep in rover.epochs[:400]:  # 13:25:57 … 15:05:42 UTC: two sessions close
+        store.add_epoch("P", ep)
+    good = {i.id: i.epochs for i in store.list()}
+    sides = sorted(tmp_path.glob("P/*.json"))
+    sides[0].write_text("")
+    sides[1].write_text('{"id": "P/20220225T1400Z"')
+    assert {i.id: i.epochs for i in store.list()} == good
+    store.close()
+
+
 def test_bad_settings_and_ids_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="divide 24 h"):
         SessionStore(tmp_path, session_hours=5)

@@ -17,35 +17,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import geodesy
 from .nmea import RTK_FIXED
 
-WGS84_A = 6378137.0
-WGS84_F = 1 / 298.257223563
-WGS84_E2 = WGS84_F * (2 - WGS84_F)
 MAD_TO_SIGMA = 1.4826
 
 
 def geodetic_to_ecef(lat: float, lon: float, h: float) -> tuple[float, float, float]:
-    """WGS84 geodetic (deg, deg, m) → ECEF (m)."""
-    phi, lam = math.radians(lat), math.radians(lon)
-    n = WGS84_A / math.sqrt(1 - WGS84_E2 * math.sin(phi) ** 2)
-    return ((n + h) * math.cos(phi) * math.cos(lam),
-            (n + h) * math.cos(phi) * math.sin(lam),
-            (n * (1 - WGS84_E2) + h) * math.sin(phi))
+    """WGS84 geodetic (deg, deg, m) → ECEF (m); :func:`daq.gnss.geodesy.geodetic_to_ecef`
+    takes radians."""
+    x, y, z = geodesy.geodetic_to_ecef(math.radians(lat), math.radians(lon), h)
+    return float(x), float(y), float(z)
 
 
 def enu_offset(lat: float, lon: float, h: float,
                ref: tuple[float, float, float]) -> tuple[float, float, float]:
-    """(east, north, up) in m of a point from ``ref`` = (lat, lon, h), WGS84."""
-    x, y, z = geodetic_to_ecef(lat, lon, h)
-    x0, y0, z0 = geodetic_to_ecef(*ref)
-    dx, dy, dz = x - x0, y - y0, z - z0
+    """(east, north, up) in m of a point from ``ref`` = (lat, lon, h), WGS84 (deg, m)."""
     phi, lam = math.radians(ref[0]), math.radians(ref[1])
-    sp, cp, sl, cl = math.sin(phi), math.cos(phi), math.sin(lam), math.cos(lam)
-    e = -sl * dx + cl * dy
-    n = -sp * cl * dx - sp * sl * dy + cp * dz
-    u = cp * cl * dx + cp * sl * dy + sp * dz
-    return e, n, u
+    d = (geodesy.geodetic_to_ecef(math.radians(lat), math.radians(lon), h)
+         - geodesy.geodetic_to_ecef(phi, lam, ref[2]))
+    e, n, u = geodesy.enu_rotation(phi, lam) @ d
+    return float(e), float(n), float(u)
 
 
 @dataclass(frozen=True, slots=True)

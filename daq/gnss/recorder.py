@@ -6,7 +6,10 @@ its status. Each :class:`StreamRecorder` owns one port (a pyserial URL: ``/dev/t
 timeout and hands the bytes to its :class:`~daq.gnss.ingest.StreamIngest`, which appends
 epochs and ephemerides to the session store. A port that fails or disappears is closed and
 reopened with a doubling backoff (0.5 s up to 30 s), logged once when it goes and once
-when it comes back. Sessions live under ``<state dir>/gnss/`` (``daq gnss sessions``).
+when it comes back. A port silent for ``silence_s`` (60 s) is reopened too: a half-open TCP
+connection (a serial-to-Ethernet converter power-cycled) never reports an error, only
+silence; "gnss_port_silent" is logged once, "gnss_port_restored" when bytes flow again.
+Sessions live under ``<state dir>/gnss/`` (``daq gnss sessions``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from .solving import SessionSolver
 log = structlog.get_logger("daq.gnss.recorder")
 
 READ_TIMEOUT_S = 0.2
+SILENCE_S = 60.0           # receivers send every second; a minute of nothing is a dead link
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 30.0
 
 Opener = Callable[[StreamConfig], Any]
@@ -46,11 +50,14 @@ class StreamRecorder(threading.Thread):
     """Reads one receiver port into its ingest until stopped."""
 
     def __init__(self, cfg: StreamConfig, ingest: StreamIngest,
-                 opener: Opener = open_port) -> None:
+                 opener: Opener = open_port, *, silence_s: float = SILENCE_S) -> None:
         super().__init__(name=f"gnss-{cfg.name}", daemon=True)
         self.cfg, self.ingest, self.opener = cfg, ingest, opener
+        self.silence_s = silence_s
         self.port: Any = None
         self.error: str | None = None
+        self.silent = False               # reopened for silence, no byte since
+        self.last_data = time.monotonic()
         self.reopens = 0
         self.heartbeat = time.monotonic()
         self._halt = threading.Event()
@@ -74,7 +81,12 @@ class StreamRecorder(threading.Thread):
                 self._halt.wait(backoff)   # a pause before the first reopen too
                 continue
             if data:
+                self.last_data = time.monotonic()
+                if self.silent:
+                    self._speaks_again()
                 self.ingest.feed(data)
+            elif time.monotonic() - self.last_data > self.silence_s:
+                self._gone_silent()
         self._close()
 
     def _open(self) -> bool:
@@ -86,6 +98,9 @@ class StreamRecorder(threading.Thread):
                           error=str(err))
             self.error = str(err)
             return False
+        self.last_data = time.monotonic()
+        if self.silent:   # "restored" is logged when bytes flow again
+            return True
         if self.error is not None:
             self.reopens += 1
             log.info("gnss_port_restored", stream=self.cfg.name, url=self.cfg.url)
@@ -98,6 +113,19 @@ class StreamRecorder(threading.Thread):
         log.error("gnss_port_lost", stream=self.cfg.name, url=self.cfg.url, error=str(err))
         self.error = str(err) or type(err).__name__
         self._close()
+
+    def _gone_silent(self) -> None:
+        if not self.silent:
+            log.warning("gnss_port_silent", stream=self.cfg.name, url=self.cfg.url,
+                        seconds=self.silence_s)
+        self.silent = True
+        self.error = f"no data for {self.silence_s:g} s"
+        self._close()
+
+    def _speaks_again(self) -> None:
+        self.silent, self.error = False, None
+        self.reopens += 1
+        log.info("gnss_port_restored", stream=self.cfg.name, url=self.cfg.url)
 
     def _close(self) -> None:
         if self.port is not None:

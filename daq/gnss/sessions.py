@@ -302,10 +302,16 @@ class SessionStore:
                 if path.suffix == ".part":
                     out.append(summarise(path, self.length))
                 elif path.suffix == ".ses":
-                    side = path.with_suffix(".json")
-                    out.append(SessionInfo.from_json(json.loads(side.read_text()))
-                               if side.exists() else summarise(path, self.length))
+                    out.append(self._closed_info(path))
             return sorted(out, key=lambda i: (i.start, i.point))
+
+    def _closed_info(self, ses: Path) -> SessionInfo:
+        """The ``.json`` summary of a closed session, or (missing, empty or cut by a power
+        cut) the session file itself scanned again."""
+        try:
+            return SessionInfo.from_json(json.loads(ses.with_suffix(".json").read_text()))
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return summarise(ses, self.length)
 
     def find(self, session_id: str) -> Path:
         """Path of a session's file; ValueError if malformed, KeyError if unknown."""

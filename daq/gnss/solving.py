@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import structlog
 
 from daq.model import Reading
@@ -68,18 +67,40 @@ class SessionSolver(threading.Thread):
     # -- state on disk --------------------------------------------------------------------
 
     def _load_state(self, point: str) -> dict[str, Any]:
+        path = self.dir / f"{point}.json"
         try:
-            data: dict[str, Any] = json.loads((self.dir / f"{point}.json").read_text())
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
             return data
-        except (OSError, ValueError):
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as err:   # it may hold the adopted reference epoch
+            bad = path.with_name(f"{path.name}.bad")
+            try:
+                os.replace(path, bad)
+            except OSError:
+                pass
+            log.error("gnss_point_state_unreadable", point=point, path=str(path),
+                      kept_as=str(bad), error=repr(err),
+                      hint="restore reference_epoch from the .bad file or the config")
             return {}
 
     def _save_state(self, point: str) -> None:
+        """Write-then-rename, fsynced: a power cut leaves the old state or the new one."""
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"{point}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.points[point], indent=1))
+        with tmp.open("w") as f:
+            f.write(json.dumps(self.points[point], indent=1))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        fd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     # -- hooks and life cycle ------------------------------------------------------------
 
@@ -120,11 +141,12 @@ class SessionSolver(threading.Thread):
                 log.error("gnss_solver_loop_error", error=f"{type(err).__name__}: {err}")
 
     def _requeue_unsolved(self) -> None:
-        """Monitor sessions closed after the last one solved (a crash, a restart)."""
+        """Monitor sessions closed after the last one solved (a crash, a restart); every
+        closed one when the point was never solved (a restart before its first solve)."""
         for p in self.cfg.points.values():
-            last = self.points[p.name].get("last_solved")
-            if p.role != "monitor" or last is None:
+            if p.role != "monitor":
                 continue
+            last = self.points[p.name].get("last_solved") or ""
             for info in self.store.list(p.name):
                 if info.state == "closed" and f"{info.start:{STAMP}}" > last:
                     self.queue.put(info)
@@ -225,7 +247,7 @@ class SessionSolver(threading.Thread):
             except ValueError as err:   # no epochs in common, nothing to solve
                 return SessionOutcome(**base, solution=None, verdict=NO_REFERENCE_DATA,
                                       detail=str(err), base_xyz=xyz, base_xyz_source=source)
-        except (ArithmeticError, RuntimeError, np.linalg.LinAlgError, OSError) as err:
+        except Exception as err:  # a vanished session or a solver bug: published, not lost
             log.error("gnss_solve_failed", session=session_id, error=repr(err))
             self.counters["errors"] += 1
             return SessionOutcome(**base, solution=None, verdict=SOLVER_ERROR,

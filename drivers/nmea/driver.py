@@ -20,12 +20,17 @@ keeps every GGA epoch's ENU offset; at the first GGA of a new session window (``
 default 4 h, aligned to UTC midnight) the finished session's statistics over its RTK-fixed
 epochs (:func:`daq.gnss.nmea_session.session_stats`: robust mean, σ, spread in mm, fixed
 ratio) are returned as result-lane values on topic ``gnss/{device}``; a session with too
-few fixed epochs is published ``bad``, never as millimetres.
+few fixed epochs is published ``bad``, never as millimetres: fewer than ``min_fixed_ratio``
+of the epochs received, or of the epochs the session should hold at the GGA rate (a
+session joined near its end, flag ``partial_session``).
 """
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any, ClassVar
+
+import numpy as np
 
 from daq.driver import ChannelSpec, Driver
 from daq.errors import NoResponse, ProtocolError
@@ -79,6 +84,7 @@ class NmeaDriver(Driver):
         self.min_fixed_ratio = float(options.get("min_fixed_ratio", 0.5))
         self.window: int | None = None  # index of the current session in the UTC day
         self.session_fixes: list[EnuFix] = []
+        self.session_times: list[float] = []   # GGA times (s of the UTC day) of those
         ref = options.get("reference")
         self.reference = (ref["lat"], ref["lon"], ref["height"]) if ref else None
         self.max_read = int(options.get("max_read", 65536))
@@ -116,7 +122,9 @@ class NmeaDriver(Driver):
                 enu = self._enu(rec)
                 if enu is not None:
                     self._keep(EnuFix(rec.quality, *enu))
-                    self.session_fixes.append(EnuFix(rec.quality, *enu))
+                    if rec.time is not None:  # an epoch without a time has no session
+                        self.session_fixes.append(EnuFix(rec.quality, *enu))
+                        self.session_times.append(rec.time)
                     if rec.quality == nmea.RTK_FIXED:
                         fixed_enu = enu
             elif isinstance(rec, nmea.Gst):
@@ -142,16 +150,23 @@ class NmeaDriver(Driver):
         if self.window is None or window == self.window:
             self.window = window
             return []
-        ended, fixes = self.window, self.session_fixes
-        self.window, self.session_fixes = window, []
-        return self.session_values(ended, fixes)
+        ended, fixes, times = self.window, self.session_fixes, self.session_times
+        self.window, self.session_fixes, self.session_times = window, [], []
+        return self.session_values(ended, fixes, times)
 
-    def session_values(self, window: int, fixes: list[EnuFix]) -> list[ChannelValue]:
-        """A finished session as result values (lane result, topic ``gnss/{device}``)."""
+    def session_values(self, window: int, fixes: list[EnuFix],
+                       times: list[float] | None = None) -> list[ChannelValue]:
+        """A finished session as result values (lane result, topic ``gnss/{device}``).
+
+        ``times``: the GGA times of ``fixes``; with them, the fixed epochs must also be
+        ``min_fixed_ratio`` of what the session holds at the GGA rate (median spacing)."""
         stats = session_stats(fixes)
         ok = stats.fixed > 0 and stats.fixed_ratio >= self.min_fixed_ratio
+        partial = ok and times is not None and not self._whole(stats.fixed, times)
+        ok = ok and not partial
         quality = Quality.GOOD if ok else Quality.BAD
-        flags = () if ok else (("no_rtk_fix",) if not stats.fixed else ("few_rtk_fixed",))
+        flags = (() if ok else ("partial_session",) if partial else
+                 ("no_rtk_fix",) if not stats.fixed else ("few_rtk_fixed",))
         info = {"session_start_s": window * self.session, "session_s": self.session,
                 "epochs": stats.epochs, "fixed": stats.fixed,
                 "fixed_ratio": round(stats.fixed_ratio, 4)}
@@ -172,6 +187,16 @@ class NmeaDriver(Driver):
                                             f"displacement_{axis}{what}", flags, info,
                                             Lane.RESULT, f"gnss/{self.name}"))
         return out
+
+    def _whole(self, fixed: int, times: list[float]) -> bool:
+        """Enough fixed epochs for the session's length at the receiver's GGA rate."""
+        if self.min_fixed_ratio == 0:
+            return True
+        steps = [b - a for a, b in pairwise(times) if b > a]
+        if not steps:
+            return False                    # one instant of a session is not a session
+        expected = self.session / float(np.median(steps))
+        return fixed >= self.min_fixed_ratio * expected
 
     def _enu(self, g: nmea.Gga) -> tuple[float, float, float] | None:
         if self.reference is None or g.lat is None or g.lon is None or g.height is None:

@@ -188,8 +188,38 @@ def test_a_session_is_published_as_a_result_when_the_next_one_begins() -> None:
     assert "few_rtk_fixed" in poor["session.east"].flags
 
 
+def test_a_session_joined_near_its_end_is_published_partial_never_as_millimetres() -> None:
+    """Started at 10:59:57 with 1-s GGA, the daemon sees 3 epochs of 10:00-11:00: all fixed
+    (ratio 1.0), but 3 of 3600 expected is no session mean: bad, flagged, no values."""
+    driver = make(reference=REF, session="1h", min_fixed_ratio=0.5)
+    for t in ("105957.00", "105958.00", "105959.00"):
+        driver.feed(gga(t, 4, 72064))
+    closing = values(driver.feed(gga("110000.00", 4, 72064)))
+    assert closing["session.fixed_ratio"].value == pytest.approx(1.0)
+    for name in ("session.east", "session.north_sigma", "session.up_spread"):
+        assert closing[name].value is None and closing[name].quality is Quality.BAD
+        assert closing[name].flags == ("partial_session",)
+    # the next hour, seen whole at 1 s, is a session again
+    for sec in range(1, 3600):
+        driver.feed(gga(f"11{sec // 60:02d}{sec % 60:02d}.00", 4, 72064))
+    whole = values(driver.feed(gga("120000.00", 4, 72064)))
+    assert whole["session.north"].quality is Quality.GOOD
+    assert whole["session.north"].value is not None
+
+
 def test_a_session_length_must_divide_the_day() -> None:
     from daq.errors import ConfigError
 
     with pytest.raises(ConfigError):
         make(reference=REF, session="7h")
+
+
+def test_epochs_without_a_time_never_pile_up_in_a_session() -> None:
+    """A receiver that sends GGA with an empty time field gets positions reported, but
+    nothing accumulates for a session that could never close."""
+    driver = make(reference=REF, session="1h")
+    for _ in range(500):
+        v = values(driver.feed(sentence("GNGGA,,1827.72064,N,06954.92124,W,4,12,0.48,22.6,M,"
+                                        "-41.5,M,1.0,0000")))
+        assert v["fix_quality"].value == 4
+    assert driver.session_fixes == [] and driver.session_times == []
