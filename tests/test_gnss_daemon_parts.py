@@ -106,6 +106,30 @@ def solver_for(state: Path, cfg: GnssConfig) -> tuple[SessionSolver, Outbox]:
     return solver, outbox
 
 
+def copy_sessions(recorded: Path, state: Path) -> None:
+    """The recorded sessions (and their summaries) into a fresh state directory."""
+    for f in (recorded / "gnss").glob("*/*.*"):
+        if f.suffix in (".ses", ".json"):
+            (state / "gnss" / f.parent.name).mkdir(parents=True, exist_ok=True)
+            (state / "gnss" / f.parent.name / f.name).write_bytes(f.read_bytes())
+
+
+def run_until_solved(solver: SessionSolver, what: str) -> None:
+    solver.start()
+    try:
+        wait_for(lambda: solver.counters["solved"] == 1, 30, what)
+    finally:
+        solver.stop()
+
+
+def assert_solved_once_at_noon(outbox: Outbox, state: Path) -> None:
+    """Exactly the 12:00 session was published, and the point state says so."""
+    assert {p["session"]["id"] for t, p in rows(outbox) if t == "gnss/P01"} == \
+        {"P01/20220225T1200Z"}
+    kept = json.loads((state / "gnss_points" / "P01.json").read_text())
+    assert kept["last_solved"] == "20220225T1200Z"
+
+
 def rows(outbox: Outbox) -> list[tuple[str, dict[str, Any]]]:
     return [(r.topic, json.loads(r.payload)) for r in outbox.all_rows()]
 
@@ -323,23 +347,13 @@ def test_after_a_restart_sessions_closed_since_the_last_solve_are_solved(
         recorded: Path, tmp_path: Path) -> None:
     cfg = gnss_config()
     state = tmp_path / "state"
-    for f in (recorded / "gnss").glob("*/*.*"):
-        if f.suffix in (".ses", ".json"):
-            (state / "gnss" / f.parent.name).mkdir(parents=True, exist_ok=True)
-            (state / "gnss" / f.parent.name / f.name).write_bytes(f.read_bytes())
+    copy_sessions(recorded, state)
     (state / "gnss_points").mkdir()
     (state / "gnss_points" / "P01.json").write_text(json.dumps(
         {"last_solved": "20220225T0800Z"}))     # the daemon went down before 12:00 closed
     solver, outbox = solver_for(state, cfg)
-    solver.start()
-    try:
-        wait_for(lambda: solver.counters["solved"] == 1, 30, "the missed session's solve")
-    finally:
-        solver.stop()
-    assert {p["session"]["id"] for t, p in rows(outbox) if t == "gnss/P01"} == \
-        {"P01/20220225T1200Z"}
-    kept = json.loads((state / "gnss_points" / "P01.json").read_text())
-    assert kept["last_solved"] == "20220225T1200Z"
+    run_until_solved(solver, "the missed session's solve")
+    assert_solved_once_at_noon(outbox, state)
 
 
 def test_a_monitor_session_gone_before_its_solve_is_published_as_a_solver_error_alarm(
@@ -377,20 +391,10 @@ def test_on_the_first_start_without_point_state_closed_sessions_are_solved(
     not forget the sessions that closed meanwhile."""
     cfg = gnss_config()
     state = tmp_path / "state"
-    for f in (recorded / "gnss").glob("*/*.*"):
-        if f.suffix in (".ses", ".json"):
-            (state / "gnss" / f.parent.name).mkdir(parents=True, exist_ok=True)
-            (state / "gnss" / f.parent.name / f.name).write_bytes(f.read_bytes())
+    copy_sessions(recorded, state)
     solver, outbox = solver_for(state, cfg)
-    solver.start()
-    try:
-        wait_for(lambda: solver.counters["solved"] == 1, 30, "the unsolved session's solve")
-    finally:
-        solver.stop()
-    assert {p["session"]["id"] for t, p in rows(outbox) if t == "gnss/P01"} == \
-        {"P01/20220225T1200Z"}
-    kept = json.loads((state / "gnss_points" / "P01.json").read_text())
-    assert kept["last_solved"] == "20220225T1200Z"
+    run_until_solved(solver, "the unsolved session's solve")
+    assert_solved_once_at_noon(outbox, state)
 
 
 def test_an_unreadable_point_state_is_reported_and_kept_aside_not_silently_reset(
