@@ -5,7 +5,14 @@ its own interval, aligned to the wall clock (a 10-minute scan fires at :00, :10 
 waited for on the monotonic clock, with every wait bounded by one interval, so a clock step
 neither fires a burst of polls nor stalls the schedule. A silent device costs its own
 timeout and no more; after repeated failures it is probed less often (exponential backoff),
-and every poll that was due but not acquired yields a gap record (quality ``missing``).
+and every poll that was due but not acquired yields a gap record (quality ``missing``),
+including slots skipped because the bus fell behind (flag ``skipped``; a jump of more than
+:data:`MAX_SKIPPED_GAPS` slots is a clock step, counted but not filled in).
+
+Modbus buses get the daemon's own masters (:mod:`daq.modbus_link`), which check every
+reply against its request; what went wrong is counted per device by kind in
+``DeviceState.errors`` (timeout, crc, garbled, exception, gateway_no_response,
+gateway_path, late_reply, bus_error), shown by ``daq status``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from .errors import DeviceError, NoResponse, ProtocolError
 from .model import ChannelValue, Quality, format_ts
 
 log = structlog.get_logger("daq.bus")
+
+MAX_SKIPPED_GAPS = 1000  # more skipped slots at once come from a clock step, not a slow bus
 
 
 @dataclass
@@ -51,6 +60,7 @@ class DeviceState:
     driver_errors: int = 0
     gaps: int = 0
     skipped: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # by kind, see the module doc
     consecutive_failures: int = 0
     last_ok: str | None = None
     last_error: str | None = None
@@ -63,29 +73,22 @@ def open_link(bus: BusConfig) -> Any:
     if bus.url.startswith("sim://"):
         import daq.sim  # noqa: F401  registers the sim:// pyserial URL handler
     if bus.protocol == "modbus_tcp":
-        from pymodbus.client import ModbusTcpClient
+        from .modbus_link import TcpMaster
 
         host, _, port = bus.url.removeprefix("tcp://").rpartition(":")
-        client: Any = ModbusTcpClient(host.strip("[]"), port=int(port), timeout=bus.timeout,
-                                      retries=bus.retries)
-    elif bus.protocol == "modbus_rtu":
-        from pymodbus.client import ModbusSerialClient
-        from pymodbus.framer import FramerType
+        return TcpMaster(host.strip("[]"), int(port), timeout=bus.timeout)
+    import serial
 
-        client = ModbusSerialClient(bus.url, framer=FramerType.RTU, baudrate=bus.baudrate,
-                                    bytesize=bus.bytesize, parity=bus.parity,
-                                    stopbits=bus.stopbits, timeout=bus.timeout,
-                                    retries=bus.retries)
-    else:
-        import serial
+    port_ = serial.serial_for_url(bus.url, baudrate=bus.baudrate, bytesize=bus.bytesize,
+                                  parity=bus.parity, stopbits=bus.stopbits,
+                                  timeout=bus.timeout)
+    if bus.protocol == "modbus_rtu":
+        from .budget import char_bits
+        from .modbus_link import RtuMaster
 
-        return serial.serial_for_url(bus.url, baudrate=bus.baudrate, bytesize=bus.bytesize,
-                                     parity=bus.parity, stopbits=bus.stopbits,
-                                     timeout=bus.timeout)
-    if not client.connect():
-        client.close()
-        raise OSError(f"cannot open {bus.url}")
-    return client
+        return RtuMaster(port_, baudrate=bus.baudrate, char_bits=char_bits(bus),
+                         timeout=bus.timeout, settle=bus.settle)
+    return port_
 
 
 def close_link(link: Any) -> None:
@@ -135,7 +138,20 @@ class BusWorker(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
 
+    def _check_budget(self) -> None:
+        from .budget import bus_load
+
+        load = bus_load(self.bus, self.drivers)
+        if load > 1.0:
+            self.log.warning("bus_over_budget", load=round(load, 3),
+                             hint="polls will be skipped (gap records flagged skipped); "
+                                  "see daq check")
+
     def run(self) -> None:
+        try:
+            self._check_budget()
+        except Exception as err:  # a driver whose transactions() fails must not stop the bus
+            self.log.warning("bus_budget_unknown", error=f"{type(err).__name__}: {err}")
         try:
             while not self._halt.is_set():
                 self.heartbeat = time.monotonic()
@@ -161,8 +177,14 @@ class BusWorker(threading.Thread):
         dev = self.devices[name]
         now = self._wall()
         if now - due >= dev.interval:
-            # slots lost to a busy bus or a forward clock step: counted, then resync (no burst)
-            self.states[name].skipped += int((now - due) // dev.interval)
+            # slots lost to a busy bus or a forward clock step: counted, then resync (no
+            # burst of polls); a slow bus's slots get gap records, a clock step's do not
+            lost = int((now - due) // dev.interval)
+            self.states[name].skipped += lost
+            if lost <= MAX_SKIPPED_GAPS:
+                for k in range(lost):
+                    self._emit_gap(dev, datetime.fromtimestamp(due + k * dev.interval, UTC),
+                                   "skipped")
         self._due[name] = next_slot(now, dev.interval)
         ts = datetime.fromtimestamp(now, UTC)
         # a probe time further away than backoff_max comes from a backward clock step:
@@ -179,7 +201,7 @@ class BusWorker(threading.Thread):
             self.link = self._opener(self.bus)
         except Exception as err:  # pyserial/pymodbus raise many kinds; all mean "no line"
             text = f"{type(err).__name__}: {err}"
-            if text != self.link_error:
+            if self.link_error is None:  # logged once per outage, however its text changes
                 self.log.error("bus_unavailable", error=text)
             self.link_error = text
             return False
@@ -194,36 +216,53 @@ class BusWorker(threading.Thread):
             self._fail(dev, ts, "bus_unavailable", self.link_error or "")
             return
         drv = self.drivers[dev.name]
-        if dev.timeout is not None and hasattr(self.link, "comm_params"):
-            self.link.comm_params.timeout_connect = dev.timeout
-        elif hasattr(self.link, "comm_params"):
-            self.link.comm_params.timeout_connect = self.bus.timeout
-        if hasattr(self.link, "timeout") and not hasattr(self.link, "comm_params"):
+        if hasattr(self.link, "timeout"):
             self.link.timeout = dev.timeout or self.bus.timeout
+        if hasattr(self.link, "pause"):
+            self.link.pause = dev.pause
         st.polls += 1
         try:
             values = _checked(drv.poll(self.link))
         except NoResponse as err:
             st.no_response += 1
+            self._count(st, getattr(err, "kind", "timeout"))
             self._fail(dev, ts, "no_response", str(err))
             return
         except ProtocolError as err:
             st.protocol_errors += 1
+            self._count(st, getattr(err, "kind", "garbled"))
             self._fail(dev, ts, "protocol_error", str(err))
             return
         except DeviceError as err:
+            self._count(st, None)
             self._fail(dev, ts, "device_error", str(err))
             return
         except OSError as err:  # the line itself failed (adapter unplugged): reopen later
             close_link(self.link)
             self.link = None
-            self._fail(dev, ts, "bus_error", f"{type(err).__name__}: {err}")
+            text = f"{type(err).__name__}: {err}"
+            if self.link_error is None:
+                self.log.error("bus_unavailable", error=text)
+            self.link_error = text  # daq status shows the bus closed, with the reason
+            self._count(st, "bus_error")
+            self._fail(dev, ts, "bus_error", text)
             return
         except Exception as err:  # a driver bug must not take the bus down
             st.driver_errors += 1
+            self._count(st, None)
             self._fail(dev, ts, "driver_error", f"{type(err).__name__}: {err}")
             return
+        self._count(st, None)
         self._ok(dev, ts, values)
+
+    def _count(self, st: DeviceState, kind: str | None) -> None:
+        """Count a failure's kind and what the link saw on the way (late replies)."""
+        take = getattr(self.link, "take_events", None)
+        if take is not None:
+            for k, n in take().items():
+                st.errors[k] = st.errors.get(k, 0) + n
+        if kind is not None:
+            st.errors[kind] = st.errors.get(kind, 0) + 1
 
     def _ok(self, dev: DeviceConfig, ts: datetime, values: list[ChannelValue]) -> None:
         st = self.states[dev.name]

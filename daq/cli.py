@@ -59,19 +59,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .budget import bus_budget
 
     budgets = [bus_budget(bus, cfg.drivers) for bus in cfg.buses]
+    over = [b["bus"] for b in budgets if b["verdict"] == "over budget"]
     if args.json:
-        print(json.dumps({"ok": True, "devices": len(cfg.devices),
+        print(json.dumps({"ok": not over, "devices": len(cfg.devices),
                           "readings_per_s": readings_per_second(cfg),
                           "buses": budgets}, indent=1))
-        return EXIT_OK
+        return EXIT_FAILURE if over else EXIT_OK
     gnss = (f", {len(cfg.gnss.streams)} GNSS stream(s), {len(cfg.gnss.points)} GNSS point(s)"
             if cfg.gnss is not None else "")
-    print(f"{args.config}: OK — site {cfg.site}, rtu {cfg.rtu}, {len(cfg.buses)} bus(es), "
+    verdict = "OVER BUDGET" if over else "OK"
+    print(f"{args.config}: {verdict} — site {cfg.site}, rtu {cfg.rtu}, {len(cfg.buses)} bus(es), "
           f"{len(cfg.devices)} device(s), {len(cfg.sensors)} sensor(s){gnss}, "
           f"{readings_per_second(cfg):.1f} readings/s")
     print(render(["bus", "protocol", "devices", "load", "verdict"],
                  [[b["bus"], b["protocol"], b["devices"], f"{b['load'] * 100:.0f} %",
                    b["verdict"]] for b in budgets]))
+    if over:
+        print(f"problem: bus(es) {', '.join(over)} over budget: polls will be skipped "
+              "(longer intervals, fewer devices per bus or a higher baud rate)")
+        return EXIT_FAILURE
     return EXIT_OK
 
 

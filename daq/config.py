@@ -90,6 +90,7 @@ class DeviceConfig:
     lane: str
     options: Mapping[str, Any]
     backoff_max: float
+    pause: float = 0.0  # s of extra quiet before each of this device's requests
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class BusConfig:
     timeout: float
     retries: int
     devices: tuple[DeviceConfig, ...]
+    settle: float = 0.1  # s the line is watched after a Modbus RTU timeout
 
 
 @dataclass(frozen=True)
@@ -295,13 +297,14 @@ def _build_buses(buses: dict[str, Any], doc: Any, drivers: Mapping[str, type[Dri
             opts = drv.options_schema.check(raw.get("options") or {}, join(path, "options"),
                                             dlines.get("options", line), ctx)
             address = _address(dev.get("address"), drv, join(path, "address"),
-                                dlines.get("address", line), ctx)
+                                dlines.get("address", line), ctx, bus.get("protocol"))
             if not isinstance(opts, dict) or len(ctx.problems) > before:
                 continue
             cfg = DeviceConfig(name=dev_name, bus=bus_name, driver=dev["driver"],
                                address=address, interval=dev["interval"],
                                timeout=dev.get("timeout"), lane=dev["lane"],
-                               options=opts, backoff_max=dev["backoff_max"])
+                               options=opts, backoff_max=dev["backoff_max"],
+                               pause=dev.get("pause", 0.0))
             try:
                 instantiate(cfg, drivers)
             except ConfigError as err:
@@ -323,19 +326,24 @@ def _build_buses(buses: dict[str, Any], doc: Any, drivers: Mapping[str, type[Dri
                                  baudrate=bus["baudrate"], bytesize=bus["bytesize"],
                                  parity=bus["parity"], stopbits=bus["stopbits"],
                                  timeout=bus["timeout"], retries=bus["retries"],
-                                 devices=tuple(devices)))
+                                 devices=tuple(devices), settle=bus["settle"]))
     return out
 
 
 def _address(value: Any, drv: type[Driver], path: str, line: int | None,
-             ctx: Ctx) -> int | None:
+             ctx: Ctx, protocol: str | None = None) -> int | None:
+    # RTU: 1-247 (0 is broadcast, which never answers; 248-255 are reserved). TCP: 0-255,
+    # 255 being what the spec recommends for a device addressed by its IP alone.
+    low, high = (0, 255) if protocol == "modbus_tcp" else (1, 247)
     if value is None:
         if drv.link_kind == "modbus":
-            ctx.add(path, "a Modbus device needs its unit address (1-247)", line)
+            ctx.add(path, f"a Modbus device needs its unit address ({low}-{high})", line)
         return None
     if drv.link_kind == "modbus":
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 247:
-            ctx.add(path, f"{value!r} is not a Modbus unit address (0-247)", line)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            hint = "0 is broadcast: no unit ever answers it" if value == 0 else None
+            ctx.add(path, f"{value!r} is not a Modbus unit address ({low}-{high} on "
+                    f"{protocol or 'a Modbus bus'})", line, hint)
             return None
         return value
     return value  # serial protocols define their own addressing (SDI-12 '0'-'z', text ids)

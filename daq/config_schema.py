@@ -73,6 +73,8 @@ DEVICE = Schema({
     "timeout": Field("duration", min=0.01, max=60),
     "lane": Field("str", default="raw", choices=("raw", "result", "alarm")),
     "backoff_max": Field("duration", default=300.0, min=1, max=86400),
+    "pause": Field("duration", default=0.0, min=0, max=10,
+                   doc="extra quiet before each request to this device (slow Modbus units)"),
     "options": Field("any", default=dict),
 })
 
@@ -95,6 +97,10 @@ BUS = Schema({
     "stopbits": Field("int", default=1, choices=(1, 2)),
     "timeout": Field("duration", default=0.5, min=0.01, max=30),
     "retries": Field("int", default=0, min=0, max=3),
+    "settle": Field("duration", default=0.1, min=0, max=5,
+                    doc="Modbus RTU: after a timeout, watch the line this long (and until "
+                        "quiet for 3.5 characters) so a late reply is never taken for the "
+                        "next request's"),
     "devices": Field(MapOf(Field("any")), required=True),
 }, validator=_check_bus)
 

@@ -60,7 +60,7 @@ BAD = textwrap.dedent("""\
             interval: fast
             options:
               registers:
-                - {name: f, address: 0, type: float64}
+                - {name: f, address: 0, type: float128}
     """)
 
 

@@ -4,8 +4,11 @@ A driver describes *where* each number lives (:class:`RegisterRef`: kind, addres
 type, word order). :func:`plan_reads` merges references of one kind whose registers touch
 or overlap into as few requests as possible (at most 125 registers each, the Modbus limit
 for function codes 3 and 4); a gap between references is never bridged, since the
-registers in a gap may not exist on the device. :meth:`RegisterReader.read` performs the
-planned requests and returns a :class:`Snapshot` from which each reference is decoded.
+registers in a gap may not exist on the device (and ``one_request_per_register`` gives each
+reference its own request, for devices that reject block reads). :meth:`RegisterReader.read`
+performs the planned requests and returns a :class:`Snapshot` from which each reference is
+decoded; with ``partial=True`` a request answered by a Modbus exception (02 illegal data
+address, ...) marks only its own references failed (:meth:`Snapshot.failure`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from daq.modbus import DATA_TYPES, REGISTER_KINDS, WORD_ORDERS, decode, read_registers
+from daq.modbus import (
+    BYTE_ORDERS,
+    DATA_TYPES,
+    WORD_ORDERS,
+    ModbusProtocolError,
+    decode,
+    read_registers,
+)
+from daq.modbus_frame import MAX_COUNT
 from daq.schema import Field, Schema
 
 MAX_REGISTERS_PER_READ = 125  # Modbus application protocol, function codes 3 and 4
@@ -22,8 +33,9 @@ MAX_REGISTERS_PER_READ = 125  # Modbus application protocol, function codes 3 an
 
 @dataclass(frozen=True)
 class RegisterRef:
-    """Where one number lives: register ``kind`` ("holding"/"input"), first ``address``
-    (0-based, as on the wire), ``data_type`` and ``word_order`` (see :func:`daq.modbus.decode`)."""
+    """Where one number lives: ``kind`` ("holding"/"input" registers, "coil"/"discrete"
+    bits), first ``address`` (0-based, as on the wire), ``data_type`` and ``word_order``
+    (a byte order, see :func:`daq.modbus.decode`)."""
 
     kind: str
     address: int
@@ -43,10 +55,12 @@ class RegisterRef:
     def from_options(cls, opts: dict[str, Any], kind: str = "holding",
                      data_type: str = "uint16", word_order: str = "big") -> RegisterRef:
         """Build from a checked mapping with ``address`` and optional ``kind``/``type``/
-        ``word_order`` keys; the arguments are the defaults for missing keys."""
-        return cls(kind=opts.get("kind", kind), address=int(opts["address"]),
-                   data_type=opts.get("type", data_type),
-                   word_order=opts.get("word_order", word_order))
+        ``word_order``/``byte_order`` keys; the arguments are the defaults for missing keys
+        (``byte_order`` wins over ``word_order``; a bit kind is always ``bool``)."""
+        k = opts.get("kind", kind)
+        return cls(kind=k, address=int(opts["address"]),
+                   data_type="bool" if k in ("coil", "discrete") else opts.get("type", data_type),
+                   word_order=opts.get("byte_order") or opts.get("word_order", word_order))
 
 
 @dataclass(frozen=True)
@@ -56,18 +70,23 @@ class ReadRequest:
     count: int
 
 
-def plan_reads(refs: Iterable[RegisterRef],
-               max_count: int = MAX_REGISTERS_PER_READ) -> list[ReadRequest]:
+def plan_reads(refs: Iterable[RegisterRef], max_count: int | None = None,
+               one_per_ref: bool = False) -> list[ReadRequest]:
     """Group references into requests: contiguous or overlapping registers of one kind share
-    a request of at most ``max_count`` registers. Sorted by kind, then address."""
+    a request of at most ``max_count`` items (default: the protocol's limit, 125 registers
+    or 2000 bits). ``one_per_ref``: one request per reference. Sorted by kind, address."""
+    if one_per_ref:
+        return sorted({ReadRequest(r.kind, r.address, r.count) for r in refs},
+                      key=lambda q: (q.kind, q.address, q.count))
     out: list[ReadRequest] = []
     by_kind: dict[str, list[RegisterRef]] = {}
     for ref in refs:
         by_kind.setdefault(ref.kind, []).append(ref)
     for kind in sorted(by_kind):
+        limit = max_count or MAX_COUNT[kind]
         start = end = -1
         for ref in sorted(by_kind[kind], key=lambda r: (r.address, r.end)):
-            if start >= 0 and ref.address <= end and max(end, ref.end) - start <= max_count:
+            if start >= 0 and ref.address <= end and max(end, ref.end) - start <= limit:
                 end = max(end, ref.end)
                 continue
             if start >= 0:
@@ -83,6 +102,14 @@ class Snapshot:
 
     def __init__(self) -> None:
         self.words: dict[tuple[str, int], int] = {}
+        self.failed: list[tuple[ReadRequest, ModbusProtocolError]] = []
+
+    def failure(self, ref: RegisterRef) -> ModbusProtocolError | None:
+        """The exception reply that left ``ref`` unread, or None if it was read."""
+        for req, err in self.failed:
+            if req.kind == ref.kind and req.address <= ref.address < req.address + req.count:
+                return err
+        return None
 
     def add(self, kind: str, address: int, words: list[int]) -> None:
         for i, w in enumerate(words):
@@ -100,25 +127,39 @@ class Snapshot:
 class RegisterReader:
     """Reads a fixed set of references with the fewest requests (planned once)."""
 
-    def __init__(self, refs: Iterable[RegisterRef]) -> None:
-        self.requests = plan_reads(refs)
+    def __init__(self, refs: Iterable[RegisterRef], one_per_ref: bool = False) -> None:
+        self.requests = plan_reads(refs, one_per_ref=one_per_ref)
 
-    def read(self, link: Any, unit: int) -> Snapshot:
-        """Perform every planned request; NoResponse/ProtocolError propagate unchanged."""
+    def read(self, link: Any, unit: int, partial: bool = False) -> Snapshot:
+        """Perform every planned request; NoResponse/ProtocolError propagate unchanged,
+        except that with ``partial`` an exception reply is kept in the snapshot (the other
+        requests still run) unless every request got one."""
         snap = Snapshot()
         for req in self.requests:
-            snap.add(req.kind, req.address,
-                     read_registers(link, req.kind, req.address, req.count, unit))
+            try:
+                words = read_registers(link, req.kind, req.address, req.count, unit)
+            except ModbusProtocolError as err:
+                if not partial or err.kind != "exception":
+                    raise
+                snap.failed.append((req, err))
+                continue
+            snap.add(req.kind, req.address, words)
+        if snap.failed and len(snap.failed) == len(self.requests):
+            raise snap.failed[0][1]
         return snap
 
 
+NUMBER_TYPES = tuple(t for t in DATA_TYPES if t != "bool")
+
+
 def ref_fields(default_type: str = "uint16", default_kind: str | None = None,
-               types: tuple[str, ...] = tuple(DATA_TYPES)) -> dict[str, Field]:
-    """Schema fields locating one number: address, kind, type, word_order.
+               types: tuple[str, ...] = NUMBER_TYPES,
+               kinds: tuple[str, ...] = ("holding", "input")) -> dict[str, Field]:
+    """Schema fields locating one number: address, kind, type, word_order, byte_order.
 
     ``default_kind=None`` leaves ``kind`` unset so a device-wide default can apply."""
-    kind = (Field("str", choices=REGISTER_KINDS) if default_kind is None
-            else Field("str", default=default_kind, choices=REGISTER_KINDS))
+    kind = (Field("str", choices=kinds) if default_kind is None
+            else Field("str", default=default_kind, choices=kinds))
     return {
         "address": Field("int", required=True, min=0, max=65535,
                          doc="first register, 0-based as on the wire"),
@@ -126,10 +167,12 @@ def ref_fields(default_type: str = "uint16", default_kind: str | None = None,
         "type": Field("str", default=default_type, choices=types),
         "word_order": Field("str", default="big", choices=WORD_ORDERS,
                             doc="big: first register holds the high word (ABCD); little: CDAB"),
+        "byte_order": Field("str", choices=BYTE_ORDERS,
+                            doc="ABCD, CDAB, BADC or DCBA (overrides word_order)"),
     }
 
 
 def ref_schema(default_type: str = "uint16", default_kind: str | None = None,
-               types: tuple[str, ...] = tuple(DATA_TYPES), **extra: Field) -> Schema:
+               types: tuple[str, ...] = NUMBER_TYPES, **extra: Field) -> Schema:
     """A schema for a mapping locating one number, plus ``extra`` fields."""
     return Schema({**ref_fields(default_type, default_kind, types), **extra})

@@ -127,7 +127,7 @@ def test_overlapping_references_share_one_request():
 def test_config_problems_are_all_reported():
     with pytest.raises(ConfigError) as err:
         build_driver(ModbusDriver, {"registers": [
-            {"name": "a", "address": -1, "type": "float64"},
+            {"name": "a", "address": -1, "type": "float128"},
             {"name": "b", "address": 0, "word_ordr": "big"}]})
     paths = {p.path for p in err.value.problems}
     assert paths == {"options.registers[0].address", "options.registers[0].type",
