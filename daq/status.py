@@ -66,11 +66,14 @@ def show_status(st: dict[str, Any], device: str | None = None,
             if device and d["name"] != device:
                 continue
             up = {True: "up", False: "DOWN", None: "waiting"}[d["up"]]
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(d.get("errors", {}).items()))
             rows.append([bus["name"], d["name"], d["driver"], up, d["polls"], d["failures"],
-                         d["gaps"], d["last_ok"], d["last_error"] or ""])
+                         d["gaps"], kinds, d["last_ok"], d["last_error"] or ""])
     out.append("")
+    out.extend(f"bus {bus['name']} ({bus['url']}): NOT OPEN — {bus.get('error') or ''}"
+               for bus in st["buses"] if not bus.get("open", True) and bus.get("error"))
     out.append(render(["bus", "device", "driver", "state", "polls", "fail", "gaps",
-                       "last ok (UTC)", "last error"], rows))
+                       "errors by kind", "last ok (UTC)", "last error"], rows))
     if device:
         for bus in st["buses"]:
             for d in bus["devices"]:

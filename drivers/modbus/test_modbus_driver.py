@@ -21,15 +21,48 @@ CASES = [
     ("uint32", "little", 3_000_000_000, 3_000_000_000, 0),
     ("float32", "big", 81.99, 81.99, 1e-5),
     ("float32", "little", -0.0123, -0.0123, 1e-9),
+    ("float32", "BADC", 81.99, 81.99, 1e-5),
+    ("float32", "DCBA", -7.25, -7.25, 0),
+    ("int32", "BADC", -2, -2, 0),
+    ("uint32", "DCBA", 0x01020304, 0x01020304, 0),
+    ("int64", "ABCD", -(2**62) - 5, -(2**62) - 5, 0),
+    ("int64", "CDAB", -1234567890123, -1234567890123, 0),
+    ("uint64", "BADC", 2**64 - 2, 2**64 - 2, 0),
+    ("uint64", "DCBA", 0x0102030405060708, 0x0102030405060708, 0),
+    ("float64", "ABCD", 123.456789012345, 123.456789012345, 0),
+    ("float64", "CDAB", -1e-300, -1e-300, 0),
+    ("float64", "BADC", 6.02214076e23, 6.02214076e23, 0),
+    ("float64", "DCBA", 3.141592653589793, 3.141592653589793, 0),
 ]
+
+# byte-order vectors: the value 0x01020304 (and 0x0102030405060708) as a device sends it
+ORDER_VECTORS = [
+    ("uint32", "ABCD", [0x0102, 0x0304], 0x01020304),
+    ("uint32", "CDAB", [0x0304, 0x0102], 0x01020304),
+    ("uint32", "BADC", [0x0201, 0x0403], 0x01020304),
+    ("uint32", "DCBA", [0x0403, 0x0201], 0x01020304),
+    ("uint64", "ABCD", [0x0102, 0x0304, 0x0506, 0x0708], 0x0102030405060708),
+    ("uint64", "CDAB", [0x0708, 0x0506, 0x0304, 0x0102], 0x0102030405060708),
+    ("uint64", "BADC", [0x0201, 0x0403, 0x0605, 0x0807], 0x0102030405060708),
+    ("uint64", "DCBA", [0x0807, 0x0605, 0x0403, 0x0201], 0x0102030405060708),
+]
+
+
+@pytest.mark.parametrize("dtype,order,words,value", ORDER_VECTORS)
+def test_byte_order_vectors(dtype: str, order: str, words: list[int], value: int) -> None:
+    from daq.modbus import decode, encode
+
+    assert decode(words, dtype, order) == value
+    assert encode(value, dtype, order) == words
 
 
 def _layout() -> tuple[list[dict], int]:
     """Every case at its own address, packed back to back in holding registers."""
     regs, addr = [], 0
     for i, (dtype, order, *_) in enumerate(CASES):
-        regs.append({"name": f"c{i}", "address": addr, "type": dtype, "word_order": order})
-        addr += 1 if dtype.endswith("16") else 2
+        key = "word_order" if order in ("big", "little") else "byte_order"
+        regs.append({"name": f"c{i}", "address": addr, "type": dtype, key: order})
+        addr += {"16": 1, "32": 2, "64": 4}[dtype[-2:]]
     return regs, addr
 
 
@@ -67,7 +100,8 @@ def test_contiguous_registers_of_one_kind_are_read_in_one_transaction(tcp_server
     assert isinstance(drv, ModbusDriver)
     drv.poll(tcp_client)
     assert len(tcp_server.requests) == 1 == len(drv.transactions())
-    assert tcp_server.requests[0].count == 14
+    assert tcp_server.requests[0].count == sum(
+        {"16": 1, "32": 2, "64": 4}[c[0][-2:]] for c in CASES)
 
 
 def test_scale_offset_unit_and_quantity_are_applied(tcp_server, tcp_client):
@@ -142,4 +176,26 @@ def test_duplicate_channel_names_are_rejected():
 
 def test_sample_yaml_is_valid_and_builds(sample_driver):
     drv = sample_driver(ModbusDriver, "modbus")
-    assert [c.name for c in drv.channels] == ["level", "temperature"]
+    assert [c.name for c in drv.channels] == ["level", "temperature", "flow_total",
+                                              "pump_running", "door_open"]
+
+
+def test_bits_need_type_bool_and_bool_needs_a_bit_kind():
+    with pytest.raises(ConfigError) as err:
+        build_driver(ModbusDriver, {"registers": [
+            {"name": "a", "kind": "coil", "address": 0, "type": "float32"},
+            {"name": "b", "address": 0, "type": "bool"}]})
+    assert {p.path for p in err.value.problems} == {"registers[0].type", "registers[1].type"}
+
+
+def test_sample_yaml_device_keys_are_valid():
+    """The sample's device-level keys (timeout, pause, ...) pass the daemon's schema."""
+    from pathlib import Path
+
+    from daq.config_schema import DEVICE
+    from daq.schema import Ctx, load_yaml
+
+    doc = load_yaml((Path(__file__).parent / "sample.yaml").read_text())
+    ctx = Ctx()
+    out = DEVICE.check(doc, "dev", 1, ctx)
+    assert not ctx.problems and out["pause"] == 0.0 and out["timeout"] == 0.3
