@@ -24,7 +24,9 @@ def char_bits(bus: BusConfig) -> int:
 def transaction_seconds(bus: BusConfig, registers: int) -> float:
     bits = char_bits(bus)
     chars = 8 + 5 + 2 * registers
-    gap = 1.75e-3 if bus.baudrate > 19200 else 3.5 * bits / bus.baudrate
+    gap = bus.frame_gap
+    if gap is None:
+        gap = 1.75e-3 if bus.baudrate > 19200 else 3.5 * bits / bus.baudrate
     return chars * bits / bus.baudrate + 2 * gap
 
 

@@ -87,7 +87,7 @@ def open_link(bus: BusConfig) -> Any:
         from .modbus_link import RtuMaster
 
         return RtuMaster(port_, baudrate=bus.baudrate, char_bits=char_bits(bus),
-                         timeout=bus.timeout, settle=bus.settle)
+                         timeout=bus.timeout, settle=bus.settle, gap=bus.frame_gap)
     return port_
 
 

@@ -106,6 +106,7 @@ class BusConfig:
     retries: int
     devices: tuple[DeviceConfig, ...]
     settle: float = 0.1  # s the line is watched after a Modbus RTU timeout
+    frame_gap: float | None = None  # s of idle line between RTU frames; None: the spec's t3.5
 
 
 @dataclass(frozen=True)
@@ -326,7 +327,8 @@ def _build_buses(buses: dict[str, Any], doc: Any, drivers: Mapping[str, type[Dri
                                  baudrate=bus["baudrate"], bytesize=bus["bytesize"],
                                  parity=bus["parity"], stopbits=bus["stopbits"],
                                  timeout=bus["timeout"], retries=bus["retries"],
-                                 devices=tuple(devices), settle=bus["settle"]))
+                                 devices=tuple(devices), settle=bus["settle"],
+                                 frame_gap=bus.get("frame_gap")))
     return out
 
 

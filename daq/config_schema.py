@@ -101,6 +101,9 @@ BUS = Schema({
                     doc="Modbus RTU: after a timeout, watch the line this long (and until "
                         "quiet for 3.5 characters) so a late reply is never taken for the "
                         "next request's"),
+    "frame_gap": Field("duration", min=0, max=0.1,
+                       doc="Modbus RTU idle time between frames; default the spec's t3.5: "
+                           "3.5 characters up to 19200 baud, 1.75 ms above"),
     "devices": Field(MapOf(Field("any")), required=True),
 }, validator=_check_bus)
 

@@ -51,12 +51,12 @@ class RtuMaster:
     """A Modbus RTU master on an open pyserial port (any URL: device, ``sim://``, ...)."""
 
     def __init__(self, port: Any, *, baudrate: int, char_bits: int = 10,
-                 timeout: float = 0.5, settle: float = 0.1) -> None:
+                 timeout: float = 0.5, settle: float = 0.1, gap: float | None = None) -> None:
         self.port = port
         self.timeout = timeout
         self.settle = settle
         self.pause = 0.0
-        self.t35 = frame_gap(baudrate, char_bits)
+        self.t35 = frame_gap(baudrate, char_bits) if gap is None else gap
         self.char_time = char_bits / baudrate
         self.events: Counter[str] = Counter()
         self._quiet_since = 0.0
