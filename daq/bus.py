@@ -76,7 +76,9 @@ def open_link(bus: BusConfig) -> Any:
         from .modbus_link import TcpMaster
 
         host, _, port = bus.url.removeprefix("tcp://").rpartition(":")
-        return TcpMaster(host.strip("[]"), int(port), timeout=bus.timeout)
+        tcp = TcpMaster(host.strip("[]"), int(port), timeout=bus.timeout)
+        tcp.retries = bus.retries
+        return tcp
     import serial
 
     port_ = serial.serial_for_url(bus.url, baudrate=bus.baudrate, bytesize=bus.bytesize,
@@ -86,8 +88,10 @@ def open_link(bus: BusConfig) -> Any:
         from .budget import char_bits
         from .modbus_link import RtuMaster
 
-        return RtuMaster(port_, baudrate=bus.baudrate, char_bits=char_bits(bus),
-                         timeout=bus.timeout, settle=bus.settle, gap=bus.frame_gap)
+        rtu = RtuMaster(port_, baudrate=bus.baudrate, char_bits=char_bits(bus),
+                        timeout=bus.timeout, settle=bus.settle, gap=bus.frame_gap)
+        rtu.retries = bus.retries
+        return rtu
     return port_
 
 

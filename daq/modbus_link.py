@@ -47,7 +47,25 @@ def _raise(err: mf.FrameError, unit: int, what: str) -> NoReturn:
     raise ModbusProtocolError(text, kind=err.kind, code=err.code) from err
 
 
-class RtuMaster:
+class _Master:
+    retries = 0  # the bus's ``retries``: repeats of a request that timed out
+
+    def _transact(self, kind: str, address: int, count: int, unit: int) -> list[int]:
+        raise NotImplementedError
+
+    def read_items(self, kind: str, address: int, count: int, unit: int) -> list[int]:
+        """Read ``count`` registers or bits; raises ModbusNoResponse / ModbusProtocolError
+        (a timeout is repeated up to ``retries`` times; nothing else is)."""
+        for attempt in range(self.retries + 1):
+            try:
+                return self._transact(kind, address, count, unit)
+            except ModbusNoResponse as err:
+                if err.kind != "timeout" or attempt == self.retries:
+                    raise
+        raise AssertionError("unreachable")
+
+
+class RtuMaster(_Master):
     """A Modbus RTU master on an open pyserial port (any URL: device, ``sim://``, ...)."""
 
     def __init__(self, port: Any, *, baudrate: int, char_bits: int = 10,
@@ -129,8 +147,7 @@ class RtuMaster:
             self._quiet_since = time.monotonic()
 
     # -- the transaction --------------------------------------------------------------
-    def read_items(self, kind: str, address: int, count: int, unit: int) -> list[int]:
-        """Read ``count`` registers or bits; raises ModbusNoResponse / ModbusProtocolError."""
+    def _transact(self, kind: str, address: int, count: int, unit: int) -> list[int]:
         what = f"{kind} {address}+{count}"
         request = mf.rtu_request(unit, kind, address, count)
         self._drain()
@@ -164,7 +181,7 @@ class RtuMaster:
         return mf.values(data, kind, count)
 
 
-class TcpMaster:
+class TcpMaster(_Master):
     """A Modbus TCP client over one socket, reconnecting lazily after a broken stream."""
 
     def __init__(self, host: str, port: int, *, timeout: float = 0.5) -> None:
@@ -226,7 +243,7 @@ class TcpMaster:
         if stale:
             self.events["late_reply"] += 1
 
-    def read_items(self, kind: str, address: int, count: int, unit: int) -> list[int]:
+    def _transact(self, kind: str, address: int, count: int, unit: int) -> list[int]:
         what = f"{kind} {address}+{count}"
         sock = self._sock or self._connect()
         self._drain(sock)

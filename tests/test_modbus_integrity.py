@@ -241,3 +241,19 @@ def test_status_counts_each_failure_by_kind() -> None:
     assert st["gw"]["errors"] == {"gateway_no_response": st["gw"]["no_response"]}
     assert st["refused"]["errors"] == {"exception": st["refused"]["protocol_errors"]}
     assert not any(v.quality is Quality.GOOD for r in results for v in r.values)
+
+
+def test_bus_retries_repeat_a_timed_out_request_only() -> None:
+    with ScriptedRtuSlave(units=(6,), rules={0: Behaviour("silent"),
+                                             10: Behaviour("wrong_fc")}) as slave:
+        bus = BusConfig("b", "modbus_rtu", slave.path, 115200, 8, "N", 1, 0.1, 2, (),
+                        settle=0.0)
+        link = open_link(bus)
+        try:
+            with pytest.raises(NoResponse):
+                block(0, 1).poll(link)
+            with pytest.raises(ProtocolError):
+                block(10, 1).poll(link)
+        finally:
+            link.close()
+    assert [r[2] for r in slave.requests] == [0, 0, 0, 10]
