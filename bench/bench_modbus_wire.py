@@ -191,6 +191,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--devices", type=int, default=40)
+    ap.add_argument("--baud", type=int, action="append", help="only these baud rates")
     args = ap.parse_args()
     import logging
 
@@ -206,6 +207,8 @@ def main() -> int:
           f"{'daemon/s':>9} {'daemon÷lim':>10} {'target':>6} {'failed':>6}")
     worst = 0
     for baud, gap, target in cases:
+        if args.baud and baud not in args.baud:
+            continue
         t35 = gap if gap is not None else (1.75e-3 if baud > 19200 else 35 / baud)
         lim = limit(baud, t35)
         with Line(baud, t35, args.devices) as line:

@@ -97,8 +97,6 @@ class RtuMaster(_Master):
     # -- I/O --------------------------------------------------------------------------
     def _read(self, n: int, wait: float) -> bytes:
         """Up to ``n`` bytes, returning as soon as some arrived or ``wait`` passed."""
-        if wait <= 0 and self._fd is None:
-            wait = 0.0
         if self._fd is not None:
             ready, _, _ = select.select([self._fd], [], [], max(wait, 0.0))
             if not ready:
@@ -140,8 +138,8 @@ class RtuMaster(_Master):
 
     def _drain(self) -> None:
         stale = b""
-        while data := self._read(MAX_FRAME, 0.0):
-            stale += data
+        while len(stale) < 16 * MAX_FRAME and (data := self._read(MAX_FRAME, 0.0)):
+            stale += data  # bounded: a babbling unit must not hold the bus thread
         if stale:
             self.events["late_reply"] += 1
             self._quiet_since = time.monotonic()
@@ -168,6 +166,11 @@ class RtuMaster(_Master):
                 raise mf.FrameError("garbled", f"{len(frame)} stray byte(s), then silence")
             mf.check_rtu_header(frame, unit, kind, count)
             need = mf.rtu_expected(frame, kind, count)
+            # the rest cannot arrive sooner than its wire time: sleep through most of it
+            # instead of waking for every few bytes (less CPU, less GIL for other threads)
+            rest = (need - 3) * self.char_time - 0.5e-3
+            if rest > 1e-3:
+                time.sleep(min(rest, max(deadline - time.monotonic(), 0.0)))
             frame += self._read_exact(need - 3, deadline)
             self._quiet_since = time.monotonic()
             if len(frame) < need:

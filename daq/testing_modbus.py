@@ -77,6 +77,7 @@ class _Peer:
         self.units = units
         self.rules = dict(rules or {})
         self.requests: list[tuple[int, int, int, int]] = []
+        self.times: list[float] = []  # time.monotonic() each request was complete
         self._halt = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=type(self).__name__)
@@ -138,6 +139,7 @@ class ScriptedRtuSlave(_Peer):
 
     def _answer(self, frame: bytes) -> None:
         unit, fc, address, count = struct.unpack(">BBHH", frame[:6])
+        self.times.append(time.monotonic())
         self.requests.append((unit, fc, address, count))
         if unit not in self.units or fc not in KIND_OF:
             return

@@ -9,6 +9,7 @@ The masters are the daemon's own (:func:`daq.bus.open_link`).
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -257,3 +258,19 @@ def test_bus_retries_repeat_a_timed_out_request_only() -> None:
         finally:
             link.close()
     assert [r[2] for r in slave.requests] == [0, 0, 0, 10]
+
+
+def test_a_device_pause_keeps_the_line_quiet_before_each_request() -> None:
+    """``pause`` is extra quiet before every request of that device (lower bound only)."""
+    dev = DeviceConfig("slow", "b", "modbus", 6, 1.0, None, "raw", {}, 300.0, pause=0.2)
+    with ScriptedRtuSlave(units=(6,)) as slave:
+        bus = rtu_bus(slave.path, devices=(dev,))
+        worker = BusWorker(bus, {"slow": block(0, 1, one_request_per_register=True)},
+                           lambda r: None)
+        worker.link = open_link(bus)
+        try:
+            for _ in range(2):
+                worker._poll(dev, datetime.now(UTC))
+        finally:
+            worker.link.close()
+        assert len(slave.times) == 2 and slave.times[1] - slave.times[0] >= 0.2
