@@ -44,7 +44,7 @@ def good_values(values: list[Any]) -> dict[str, float]:
     return {v.channel: v.value for v in values if v.quality is Quality.GOOD}
 
 
-@pytest.mark.parametrize("settle", [0.1, 0.0])
+@pytest.mark.parametrize("settle", [0.25, 0.0])  # margins for a loaded machine
 def test_a_late_reply_is_never_taken_for_the_next_request(settle: float) -> None:
     """The issue's case: timeout 300 ms; A (holding 0-5 of unit 6) answers after 350 ms,
     B (holding 20-23) after 150 ms. With the default settle time A times out every time
@@ -223,11 +223,12 @@ def _dev(name: str, unit: int = 6, interval: float = 0.2) -> DeviceConfig:
 def test_status_counts_each_failure_by_kind() -> None:
     """A technician sees garbled apart from silent: counts by kind per device, and the
     totals no_response / protocol_errors agree with them."""
-    rules = {0: Behaviour("garbage"), 10: Behaviour("silent"), 20: Behaviour(delay=0.25),
+    rules = {0: Behaviour("garbage"), 10: Behaviour("silent"), 20: Behaviour(delay=0.2),
              30: Behaviour("exception", code=11), 40: Behaviour("exception", code=2)}
     names = ("noise", "dead", "late", "gw", "refused")
     with ScriptedRtuSlave(units=(6,), rules=rules) as slave:
-        bus = rtu_bus(slave.path, timeout=0.15, devices=tuple(_dev(n) for n in names))
+        bus = rtu_bus(slave.path, timeout=0.15, settle=0.3,
+                      devices=tuple(_dev(n) for n in names))
         drivers = {n: block(10 * i, 2, name=n) for i, n in enumerate(names)}
         w, results = _run_worker(bus, drivers, lambda w, r: all(
             s.polls >= 2 for s in w.states.values()) and w.states["late"].errors.get(
