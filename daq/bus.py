@@ -262,11 +262,13 @@ class BusWorker(threading.Thread):
     def _count(self, st: DeviceState, kind: str | None) -> None:
         """Count a failure's kind and what the link saw on the way (late replies)."""
         take = getattr(self.link, "take_events", None)
-        if take is not None:
-            for k, n in take().items():
-                st.errors[k] = st.errors.get(k, 0) + n
+        seen = dict(take()) if take is not None else {}
         if kind is not None:
-            st.errors[kind] = st.errors.get(kind, 0) + 1
+            seen[kind] = seen.get(kind, 0) + 1
+        if seen:
+            # a new dict, never mutated: the status writer copies it from another thread
+            st.errors = {k: st.errors.get(k, 0) + seen.get(k, 0)
+                         for k in {*st.errors, *seen}}
 
     def _ok(self, dev: DeviceConfig, ts: datetime, values: list[ChannelValue]) -> None:
         st = self.states[dev.name]
