@@ -181,10 +181,12 @@ class ControlServer(threading.Thread):
                 if not line:
                     break
                 if len(line) > MAX_REQUEST and not line.endswith(b"\n"):
+                    while line and not line.endswith(b"\n"):  # skip the rest of that line
+                        line = reader.readline(MAX_REQUEST)
+                    self.errors += 1
                     conn.sendall(_reply(None, ok=False, error={
                         "code": "too_large", "message": f"request over {MAX_REQUEST} bytes"}))
-                    self.errors += 1
-                    break  # the rest of that line cannot be framed: hang up
+                    continue
                 if not line.strip():
                     continue
                 if not self._answer(conn, line):
