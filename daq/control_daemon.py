@@ -171,10 +171,10 @@ class DaemonControl:
 
     def _check_names(self, device: str | None, sensor: str | None) -> None:
         cfg = self.daemon.cfg
-        if device is not None and device not in {d.name for d in cfg.devices}:
-            raise RequestError("unknown_device", f"no device {device!r} in this daemon")
-        if sensor is not None and sensor not in cfg.sensors:
-            raise RequestError("unknown_sensor", f"no sensor {sensor!r} in this daemon")
+        for what, name, known in (("device", device, {d.name for d in cfg.devices}),
+                                  ("sensor", sensor, set(cfg.sensors))):
+            if name is not None and name not in known:
+                raise RequestError(f"unknown_{what}", unknown(what, name, known))
 
     # -- read: one poll on the bus worker, between its own polls ---------------------------
 
@@ -184,7 +184,8 @@ class DaemonControl:
         name = args["device"]
         worker = next((w for w in self.daemon.workers if name in w.devices), None)
         if worker is None:
-            raise RequestError("unknown_device", f"no device {name!r} in this daemon")
+            raise RequestError("unknown_device", unknown(
+                "device", name, {d for w in self.daemon.workers for d in w.devices}))
         fut = worker.request(lambda w: probe(w, name))
         try:
             res = fut.result(timeout=float(args.get("timeout", 30.0)))
@@ -248,3 +249,15 @@ def format_ts_epoch(t: float) -> str:
     from datetime import UTC, datetime
 
     return format_ts(datetime.fromtimestamp(t, UTC))
+
+
+def unknown(what: str, name: str, known: set[str]) -> str:
+    """"no sensor 'P7' in this daemon; did you mean 'P07'?" (or the list when short)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), 3, 0.5)
+    if close:
+        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    else:
+        hint = f"{what}s: " + (", ".join(sorted(known)[:20]) or "none")
+    return f"no {what} {name!r} in this daemon; {hint}"
