@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .conftest import REPO, wait_for
 
+NO_BROKER = "mqtt://127.0.0.1:1"  # nothing listens: readings stay in the outbox
+
 
 def write_config(path: Path, url: str, protocol: str = "modbus_rtu",
                  units: tuple[int, ...] = (1, 2), interval: str = "1s",

@@ -13,7 +13,7 @@ import pytest
 
 from daq.testing import ModbusTestServer
 
-from .clitools import Tmux, daq, write_config
+from .clitools import NO_BROKER, Tmux, daq, write_config
 from .conftest import REPO, wait_for
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,7 @@ def test_tail_in_a_terminal_refreshes_one_screen(run_daemon: Any, tmp_path: Path
         srv.set_value(1, 0, 12.25, "float32")
         srv.set_value(2, 0, 3.5, "float32")
         cfg = write_config(tmp_path / "c.yaml", srv.url, "modbus_tcp")
-        d = run_daemon(cfg, None)
+        d = run_daemon(cfg, NO_BROKER)
         wait_for(lambda: (s := d.status()) and s["outbox"]["accepted"] >= 6, 60, "readings")
         term = Tmux(tmp_path, [sys.executable, "-m", "daq", "tail", "--state-dir",
                                str(d.state_dir)])
@@ -57,7 +57,7 @@ def test_tail_piped_prints_lines_and_filters(run_daemon: Any, tmp_path: Path) ->
     with ModbusTestServer.tcp(units=(1, 2)) as srv:
         srv.set_value(1, 0, 12.25, "float32")
         cfg = write_config(tmp_path / "c.yaml", srv.url, "modbus_tcp")
-        d = run_daemon(cfg, None)
+        d = run_daemon(cfg, NO_BROKER)
         wait_for(lambda: (tmp_path / "state" / "control.sock").exists(), 60, "the socket")
         proc = subprocess.Popen([sys.executable, "-m", "daq", "tail", "--sensor", "LEVEL",
                                  "--json", "--state-dir", str(d.state_dir)],

@@ -15,7 +15,7 @@ import pytest
 from daq.control import MAX_REQUEST, Client, ControlServer, RequestError
 from daq.testing import ModbusTestServer
 
-from .clitools import write_config
+from .clitools import NO_BROKER, write_config
 from .conftest import wait_for
 
 
@@ -127,7 +127,7 @@ def test_the_running_daemon_survives_garbage_on_its_socket(run_daemon: Any,
         srv.set_value(1, 0, 10.0, "float32")
         cfg = write_config(tmp_path / "c.yaml", srv.url, "modbus_tcp")
         runtime = tmp_path / "run"
-        d = run_daemon(cfg, None, env={**os.environ, "RUNTIME_DIRECTORY": str(runtime)})
+        d = run_daemon(cfg, NO_BROKER, env={**os.environ, "RUNTIME_DIRECTORY": str(runtime)})
         sock = runtime / "control.sock"
         wait_for(sock.exists, 60, "the control socket")
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o660
