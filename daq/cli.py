@@ -136,7 +136,8 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import read_status, show_status
+    from .status import read_status
+    from .status_view import show_status, unknown_name
 
     try:
         state_dir = _state_dir(args)
@@ -147,6 +148,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if status is None:
         print(f"daq: {problem}", file=sys.stderr)
         return EXIT_FAILURE
+    wrong = unknown_name(status, args.device, args.sensor)
+    if wrong:
+        print(f"daq status: {wrong}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.json:
         print(json.dumps(status, indent=1))
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ import structlog
 
 from .clockstate import clock_state
 from .control import ControlServer, RequestError
-from .model import Reading, format_ts, utcnow
+from .model import Lane, Reading, format_ts, utcnow
 
 log = structlog.get_logger("daq.control")
 
@@ -66,7 +67,15 @@ class DaemonControl:
             collections.deque())
         self._next_sample = 0.0
         self._broker_down_since: str | None = format_ts(utcnow())
+        self._reader: Any = None
+        self._status_lock = threading.Lock()
         self._tap(daemon.outbox)
+        # per device: scheduled slots that gave a reading / a gap record (a poll in flight
+        # or a `daq read` is neither), for completeness
+        self._slots: dict[str, tuple[int, int]] = {}
+        for w in daemon.workers:
+            self._slots.update(dict.fromkeys(w.devices, (0, 0)))
+            w.sink = self._counting(w.sink)
         s = self.server
         s.register("status", lambda a: daemon.status())
         s.register("read", self._read, params={"device": str, "publish": bool,
@@ -89,10 +98,24 @@ class DaemonControl:
 
     def stop(self) -> None:
         self.server.stop()
+        if self._reader is not None:
+            self._reader.close()
         with self._lock:
             for sub in self._subs:
                 with contextlib.suppress(queue.Full):
                     sub.queue.put_nowait({"end": "daemon stopping"})
+
+    def _counting(self, sink: Any) -> Any:
+        def counted(res: Any) -> None:
+            ok, gaps = self._slots.get(res.device.name, (0, 0))
+            self._slots[res.device.name] = (ok + 1, gaps) if res.ok else (ok, gaps + 1)
+            sink(res)
+
+        return counted
+
+    def _skipped(self, device: str) -> int:
+        return next((w.states[device].skipped for w in self.daemon.workers
+                     if device in w.states), 0)
 
     # -- accepted readings: a tap on the outbox's commit -------------------------------------
 
@@ -209,9 +232,13 @@ class DaemonControl:
 
     def status(self) -> dict[str, Any]:
         """Fields the daemon adds to its status file (called every 2 s)."""
+        with self._status_lock:  # the supervisor and a control client may ask at once
+            return self._status()
+
+    def _status(self) -> dict[str, Any]:
         now = time.monotonic()
-        counts = {s.name: (s.polls - s.failures, s.polls - s.failures + s.gaps + s.skipped)
-                  for w in self.daemon.workers for s in w.states.values()}
+        counts = {name: (ok, ok + gaps + self._skipped(name))
+                  for name, (ok, gaps) in self._slots.items()}
         if now >= self._next_sample:
             self._samples.append((now, counts))
             self._next_sample = now + SAMPLE_EVERY_S
@@ -236,6 +263,8 @@ class DaemonControl:
         cfg = self.daemon.cfg
         return {
             "completeness_24h": completeness,
+            "outbox_oldest_unsent": self._oldest_unsent(),
+            "sensor_ids": sorted(cfg.sensors),
             "broker_down_since": self._broker_down_since if pub is not None else None,
             "quarantined": [asdict(p) for p in cfg.quarantined],
             "clock": clock_state(),
@@ -243,6 +272,20 @@ class DaemonControl:
                         "errors": self.server.errors,
                         "running": self.server.is_alive()},
         }
+
+    def _oldest_unsent(self) -> str | None:
+        """Measurement time of the oldest reading not yet acknowledged (a read-only look
+        at the outbox's first row per lane: an index lookup, not a scan)."""
+        from .outbox_read import OutboxReader, OutboxUnreadable
+
+        try:
+            if self._reader is None:
+                self._reader = OutboxReader(self.daemon.outbox.path)
+            st = [self._reader.oldest(lane) for lane in Lane]
+        except (OutboxUnreadable, sqlite3.Error):
+            return None
+        found = [t for t in st if t is not None]
+        return format_ts(min(found)) if found else None
 
 
 def format_ts_epoch(t: float) -> str:

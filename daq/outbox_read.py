@@ -49,7 +49,8 @@ class OutboxReader:
             raise OutboxUnreadable(f"no outbox at {self.path}")
         try:
             self.db = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro",
-                                      uri=True, timeout=5.0)
+                                      uri=True, timeout=5.0,
+                                      check_same_thread=False)  # callers serialise
             self.db.execute("SELECT 1 FROM outbox LIMIT 1").fetchall()
         except sqlite3.Error as err:
             raise OutboxUnreadable(f"cannot read the outbox {self.path}: {err}") from None
@@ -69,6 +70,9 @@ class OutboxReader:
         if not stamps:
             return None
         return min(stamps) if order == "ASC" else max(stamps)
+
+    def oldest(self, lane: Lane) -> datetime | None:
+        return self._edge(lane, "ASC")
 
     def stats(self) -> dict[str, Any]:
         lanes = {}
