@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .helptext import help_kwargs
+
 AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|min|h|d)$")
 UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
 CSV_FIELDS = ["ts", "channel", "device", "sensor", "quantity", "value", "unit", "quality",
@@ -33,12 +35,9 @@ CSV_FIELDS = ["ts", "channel", "device", "sensor", "quantity", "value", "unit", 
 
 
 def register(subparsers: Any) -> None:
-    doc = __doc__ or ""
     p = subparsers.add_parser(
         "buffer", help="inspect or export the outbox (unsent readings), read-only",
-        description=doc.split("\n\n")[0] + "\n\n" + doc.split("\n\n")[1],
-        epilog="examples:" + doc.split("Examples::", 1)[1].rstrip(),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        **help_kwargs(__doc__))
     sub = p.add_subparsers(dest="buffer_command", required=True, metavar="stats|export")
     for name, text in (("stats", "how much is buffered, how old, which channels"),
                        ("export", "unsent readings in a time range, as CSV or JSON lines")):

@@ -25,29 +25,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .helptext import help_kwargs
 from .tables import render
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "read", help="poll one device or sensor now and show what would be published",
-        description=__doc__.split("\n\n")[0], epilog=_examples(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        **help_kwargs(__doc__))
     p.add_argument("target", metavar="DEVICE|SENSOR", help="a device name or a sensor id")
     p.add_argument("--config", required=True, help="YAML configuration file")
     p.add_argument("--state-dir", help="the daemon's state (or runtime) directory")
     p.add_argument("--mqtt-url", help="override mqtt.url for --publish without a daemon")
     p.add_argument("--publish", action="store_true",
                    help="send the reading to the broker for real (through the outbox)")
-    p.add_argument("--no-daemon", action="store_true",
-                   help="poll the line directly even if a daemon answers (it must be stopped)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
-
-
-def _examples(doc: str | None) -> str:
-    text = (doc or "").split("Examples::", 1)[-1]
-    return "examples:" + text.rstrip()
 
 
 def fail(text: str, code: int) -> int:
@@ -93,18 +86,17 @@ def run(args: argparse.Namespace) -> int:
         return fail(found, 2)
     device, sensor = found
     out: dict[str, Any] | None = None
-    if not args.no_daemon:
-        sock = find_socket(args.state_dir, cfg.state_dir)
-        try:
-            with Client(sock, timeout=60.0) as c:
-                out = c.call("read", device=device, publish=bool(args.publish))
-        except ControlUnavailable:
-            out = None  # no daemon: poll the line ourselves
-        except RequestError as err:
-            return fail(f"the daemon refused: {err.message}", 2 if err.code.startswith(
-                "unknown") else 1)
-        except OSError as err:
-            return fail(f"talking to the daemon on {sock}: {err}", 1)
+    sock = find_socket(args.state_dir, cfg.state_dir)
+    try:
+        with Client(sock, timeout=60.0) as c:
+            out = c.call("read", device=device, publish=bool(args.publish))
+    except ControlUnavailable:
+        out = None  # no daemon: the line is free, poll it ourselves
+    except RequestError as err:
+        return fail(f"the daemon refused: {err.message}", 2 if err.code.startswith(
+            "unknown") else 1)
+    except OSError as err:
+        return fail(f"talking to the daemon on {sock}: {err}", 1)
     if out is None:
         out = _standalone(cfg, device, args)
     if sensor is not None and out.get("ok"):

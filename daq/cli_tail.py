@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from .helptext import help_kwargs
+
 BARS = "▁▂▃▄▅▆▇█"
 MINUTES = 60
 
@@ -32,10 +34,7 @@ MINUTES = 60
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "tail", help="live readings of the running daemon, with last-hour sparklines",
-        description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
-        epilog="examples:" + __doc__.split("Examples::", 1)[1].split("Exit codes")[0]
-        .rstrip() + "\n\nexit codes: 0 stopped, 1 no daemon, 2 unknown name",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        **help_kwargs(__doc__))
     p.add_argument("--sensor", help="only this sensor's channels, e.g. P07")
     p.add_argument("--device", help="only this device's channels")
     p.add_argument("--config", help="find the daemon's state directory from this file")
