@@ -11,7 +11,8 @@ only, never on the network. The protocol is JSON lines, one request and one repl
 A streaming command (``subscribe``) answers once, then sends ``{"v": 1, "event": ...}``
 lines until the client goes away. A malformed, unknown or oversized request gets an error
 reply; nothing a client sends can stop the daemon. Commands are handlers registered by
-name (``server.register("shelve", fn)``), so alarm acknowledgement plugs in the same way.
+name (``server.register("shelve", fn, peer=True)``: the handler also learns who asks,
+uid and pid from the kernel), so alarm acknowledgement plugs in the same way.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class Handler:
-    fn: Callable[[dict[str, Any]], Any]
+    fn: Callable[..., Any]  # fn(args), or fn(args, peer) when peer is True
     params: dict[str, type | tuple[type, ...]]  # name → accepted type(s); all optional
     required: tuple[str, ...] = ()
     stream: bool = False  # fn(args) returns an iterator of events after the reply
+    peer: bool = False  # fn(args, peer): who asks (uid, gid, pid), for an audit trail
 
 
 def socket_path(runtime_dir: str | os.PathLike[str]) -> Path:
@@ -115,10 +117,13 @@ class ControlServer(threading.Thread):
         self.errors = 0
         self.register("ping", lambda args: {"pong": True, "commands": sorted(self.handlers)})
 
-    def register(self, name: str, fn: Callable[[dict[str, Any]], Any], *,
+    def register(self, name: str, fn: Callable[..., Any], *,
                  params: dict[str, type | tuple[type, ...]] | None = None,
-                 required: tuple[str, ...] = (), stream: bool = False) -> None:
-        self.handlers[name] = Handler(fn, params or {}, required, stream)
+                 required: tuple[str, ...] = (), stream: bool = False,
+                 peer: bool = False) -> None:
+        """Add a command. ``peer=True`` hands the handler the client's credentials too
+        (``fn(args, peer)``), e.g. who acknowledged an alarm."""
+        self.handlers[name] = Handler(fn, params or {}, required, stream, peer)
 
     def bind(self) -> bool:
         """Create the socket; False (logged) when another live daemon already owns it."""
@@ -189,7 +194,7 @@ class ControlServer(threading.Thread):
                     continue
                 if not line.strip():
                     continue
-                if not self._answer(conn, line):
+                if not self._answer(conn, line, peer_of(conn)):
                     break
         except OSError:
             pass  # the client went away
@@ -198,13 +203,13 @@ class ControlServer(threading.Thread):
             with contextlib.suppress(OSError):
                 conn.close()
 
-    def _answer(self, conn: socket.socket, line: bytes) -> bool:
+    def _answer(self, conn: socket.socket, line: bytes, peer: dict[str, int]) -> bool:
         """Serve one request; False when the connection should end (after a stream)."""
         self.requests += 1
         rid: Any = None
         try:
             rid, handler, args = parse_request(line, self.handlers)
-            result = handler.fn(args)
+            result = handler.fn(args, peer) if handler.peer else handler.fn(args)
         except RequestError as err:
             self.errors += 1
             conn.sendall(_reply(rid, ok=False, error={"code": err.code,
@@ -231,6 +236,18 @@ class ControlServer(threading.Thread):
             if close is not None:
                 close()
         return False
+
+
+def peer_of(conn: socket.socket) -> dict[str, int]:
+    """The connecting process's pid, uid and gid, from the kernel (SO_PEERCRED)."""
+    import struct
+
+    try:
+        raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (OSError, AttributeError):
+        return {}
+    pid, uid, gid = struct.unpack("3i", raw)
+    return {"pid": pid, "uid": uid, "gid": gid}
 
 
 # -- client side ----------------------------------------------------------------------------

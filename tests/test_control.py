@@ -41,6 +41,7 @@ def server(tmp_path: Path) -> Any:
     srv = ControlServer(tmp_path)
     srv.register("echo", lambda a: a, params={"text": str, "n": int}, required=("text",))
     srv.register("boom", lambda a: 1 / 0)
+    srv.register("whoami", lambda a, peer: peer, peer=True)
     assert srv.bind()
     srv.start()
     yield srv
@@ -54,6 +55,8 @@ def test_socket_is_group_only_and_answers(server: ControlServer) -> None:
     with Client(server.path) as c:
         assert c.call("ping")["pong"] is True
         assert c.call("echo", text="hi", n=3) == {"text": "hi", "n": 3}
+        assert c.call("whoami") == {"pid": os.getpid(), "uid": os.getuid(),
+                                    "gid": os.getgid()}
 
 
 @pytest.mark.parametrize(("data", "code"), [
