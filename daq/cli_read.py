@@ -69,7 +69,8 @@ def resolve(cfg: Any, target: str) -> tuple[str, str | None] | str:
 
 def run(args: argparse.Namespace) -> int:
     from . import config
-    from .control import Client, ControlUnavailable, RequestError, find_socket
+    from .control import RequestError
+    from .control_client import Client, ControlUnavailable, find_socket
     from .errors import ConfigError
 
     try:

@@ -132,7 +132,8 @@ def draw(board: Board, title: str, out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .control import Client, ControlUnavailable, RequestError, find_socket
+    from .control import RequestError
+    from .control_client import Client, ControlUnavailable, find_socket
 
     state = None
     if args.config and not args.state_dir:

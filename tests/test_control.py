@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from daq.control import MAX_REQUEST, Client, ControlServer, RequestError
+from daq.control import MAX_REQUEST, ControlServer, RequestError
+from daq.control_client import Client
 from daq.testing import ModbusTestServer
 
 from .clitools import NO_BROKER, write_config
