@@ -63,6 +63,7 @@ class Board:
         self.latest: dict[str, dict[str, Any]] = {}
         self.minutes: dict[str, dict[int, list[float]]] = {}
         self.count = 0
+        self.dropped = 0  # readings the daemon could not queue for this slow viewer
 
     def seed(self, history: dict[str, list[list[Any]]]) -> None:
         for ch, points in history.items():
@@ -120,7 +121,8 @@ def draw(board: Board, title: str, out: TextIO) -> None:
     table = render(["channel", "value", "unit", "quality", "age",
                     f"last {MINUTES} min (1 char = 1 min)", "min", "max"], rows)
     clock = datetime.now(UTC).strftime("%H:%M:%S UTC")
-    lines = [f"{title} — {len(chans)} channels, {board.count} readings — {clock} — "
+    lost = f", {board.dropped} not shown (terminal too slow)" if board.dropped else ""
+    lines = [f"{title} — {len(chans)} channels, {board.count} readings{lost} — {clock} — "
              "Ctrl-C quits", "", *table.splitlines()]
     if len(chans) > room:
         lines.append(f"… {len(chans) - room} more channels (narrow with --sensor/--device)")
@@ -189,6 +191,7 @@ def _screen(events: Iterable[dict[str, Any]], title: str) -> int:
     out = sys.stdout
     board = Board()
     out.write("\x1b[?1049h\x1b[?25l")  # alternate screen, hidden cursor
+    ended = "the daemon closed the stream"
     try:
         drawn = 0.0
         draw(board, title, out)
@@ -196,9 +199,12 @@ def _screen(events: Iterable[dict[str, Any]], title: str) -> int:
             if "history" in ev:
                 board.seed(ev["history"])
             elif "end" in ev:
+                ended = ev["end"]
                 return 1
             elif "channel" in ev:
                 board.add(ev)
+            elif "keepalive" in ev:
+                board.dropped = int(ev.get("dropped") or 0)
             if time.monotonic() - drawn >= 0.5:
                 draw(board, title, out)
                 drawn = time.monotonic()
@@ -206,3 +212,5 @@ def _screen(events: Iterable[dict[str, Any]], title: str) -> int:
     finally:
         out.write("\x1b[?25h\x1b[?1049l")
         out.flush()
+        if sys.exc_info()[0] is None:
+            print(f"daq tail: {ended}", file=sys.stderr)
