@@ -70,7 +70,13 @@ def resolve(cfg: Any, target: str) -> tuple[str, str | None] | str:
 def run(args: argparse.Namespace) -> int:
     from . import config
     from .control import RequestError
-    from .control_client import Client, ControlUnavailable, find_socket
+    from .control_client import (
+        Client,
+        ControlDenied,
+        ControlUnavailable,
+        find_socket,
+        running_daemon,
+    )
     from .errors import ConfigError
 
     try:
@@ -91,8 +97,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Client(sock, timeout=60.0) as c:
             out = c.call("read", device=device, publish=bool(args.publish))
-    except ControlUnavailable:
+    except ControlUnavailable as err:
+        running = running_daemon(args.state_dir, cfg.state_dir)
+        if running is not None:  # never poll a line the daemon owns
+            return fail(f"a daemon is running (pid {running['pid']}) but {err}; "
+                        "not polling its bus behind its back", 1)
         out = None  # no daemon: the line is free, poll it ourselves
+    except ControlDenied as err:
+        return fail(str(err), 1)
     except RequestError as err:
         return fail(f"the daemon refused: {err.message}", 2 if err.code.startswith(
             "unknown") else 1)

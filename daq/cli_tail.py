@@ -135,7 +135,7 @@ def draw(board: Board, title: str, out: TextIO) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .control import RequestError
-    from .control_client import Client, ControlUnavailable, find_socket
+    from .control_client import Client, ControlDenied, ControlUnavailable, find_socket
 
     state = None
     if args.config and not args.state_dir:
@@ -164,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
     except ControlUnavailable as err:
         print(f"daq tail: {err} (is the daemon running? --state-dir tells where)",
               file=sys.stderr)
+        return 1
+    except ControlDenied as err:
+        print(f"daq tail: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

@@ -17,6 +17,10 @@ class ControlUnavailable(Exception):
     """No daemon answers on the control socket."""
 
 
+class ControlDenied(Exception):
+    """A daemon's socket is there, but this user may not use it."""
+
+
 class Client:
     """``with Client(path) as c: c.call("ping")``; errors come back as RequestError."""
 
@@ -26,6 +30,11 @@ class Client:
         self.sock.settimeout(timeout)
         try:
             self.sock.connect(str(self.path))
+        except PermissionError as err:
+            self.sock.close()
+            raise ControlDenied(f"not allowed to use {self.path} ({err.strerror}): the "
+                                "daemon's group (daq) may; `usermod -aG daq $USER`, then "
+                                "log in again") from None
         except OSError as err:
             self.sock.close()
             raise ControlUnavailable(f"no daemon answers on {self.path}: "
@@ -70,12 +79,32 @@ class Client:
             yield self._receive().get("event")
 
 
-def find_socket(state_dir: str | None = None, config_state_dir: str | None = None) -> Path:
-    """Where the running daemon's socket is: the given state dir, else the runtime dir
-    (``$RUNTIME_DIRECTORY`` or /run/daq), else the configuration's state dir."""
-    if state_dir:
-        return socket_path(state_dir)
-    candidates = [socket_path(os.environ.get("RUNTIME_DIRECTORY") or "/run/daq")]
+def candidate_dirs(state_dir: str | None = None,
+                   config_state_dir: str | None = None) -> list[Path]:
+    """Where a running daemon keeps its socket and status file, most specific first: the
+    given state dir, the runtime dir (``$RUNTIME_DIRECTORY`` or /run/daq, under systemd),
+    the configuration's state dir."""
+    dirs = [Path(state_dir)] if state_dir else []
+    dirs.append(Path(os.environ.get("RUNTIME_DIRECTORY") or "/run/daq"))
     if config_state_dir:
-        candidates.append(socket_path(config_state_dir))
-    return next((c for c in candidates if c.exists()), candidates[-1])
+        dirs.append(Path(config_state_dir))
+    return dirs
+
+
+def find_socket(state_dir: str | None = None, config_state_dir: str | None = None) -> Path:
+    """The first of the candidate directories holding a socket (else the first one)."""
+    dirs = candidate_dirs(state_dir, config_state_dir)
+    return next((socket_path(d) for d in dirs if socket_path(d).exists()),
+                socket_path(dirs[0]))
+
+
+def running_daemon(state_dir: str | None = None,
+                   config_state_dir: str | None = None) -> dict[str, Any] | None:
+    """The status of a daemon that is running (fresh status file, live pid), if any."""
+    from .status import read_status
+
+    for d in candidate_dirs(state_dir, config_state_dir):
+        st, _ = read_status(d)
+        if st is not None and st.get("running"):
+            return st
+    return None

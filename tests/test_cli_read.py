@@ -107,3 +107,17 @@ def test_read_unknown_name_is_bad_input_with_a_suggestion(tmp_path: Path) -> Non
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     helptext = daq("read", "--help")
     assert helptext.returncode == 0 and "examples:" in helptext.stdout
+
+
+def test_read_never_polls_behind_a_running_daemon(run_daemon: Any, tmp_path: Path) -> None:
+    """A daemon whose socket is gone (deleted by hand) still owns its bus: refuse."""
+    with ModbusTestServer.tcp(units=(1, 2)) as srv:
+        cfg = write_config(tmp_path / "c.yaml", srv.url, "modbus_tcp")
+        d = run_daemon(cfg, "mqtt://127.0.0.1:1")
+        sock = d.state_dir / "control.sock"
+        wait_for(lambda: sock.exists() and d.status(), 60, "the daemon")
+        sock.unlink()
+        r = daq("read", "unit1", "--config", str(cfg), "--state-dir", str(d.state_dir))
+        assert d.stop() == 0
+    assert r.returncode == 1
+    assert "a daemon is running" in r.stderr and "not polling its bus" in r.stderr
