@@ -41,8 +41,8 @@ def clock_state() -> dict[str, Any]:
         return out
     unsync = state == 5 or bool(tx.status & STA_UNSYNC)
     out.update(kernel_state=TIME_STATES.get(state, str(state)),
-               maxerror_ms=round(tx.maxerror / 1000, 3),
-               esterror_ms=round(tx.esterror / 1000, 3))
+               max_error_ms=round(tx.maxerror / 1000, 3),
+               est_error_ms=round(tx.esterror / 1000, 3))
     if out["source"] is None:
         out.update(synchronised=not unsync, source="adjtimex")
     return out

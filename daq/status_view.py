@@ -133,7 +133,8 @@ def _head(st: dict[str, Any], now: datetime) -> list[str]:
     clock = st.get("clock") or {"synchronised": st.get("clock_synchronised")}
     verdict = {True: "synchronised", False: "NOT synchronised", None: "unknown"}[
         clock.get("synchronised")]
-    detail = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in clock.items()
+    detail = ", ".join(f"{k.removesuffix('_ms').replace('_', ' ')} {v}"
+                       + (" ms" if k.endswith("_ms") else "") for k, v in clock.items()
                        if k != "synchronised" and v is not None)
     out.append(f"clock: {verdict}" + (f" ({detail})" if detail else ""))
     return out
