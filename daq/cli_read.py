@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         out = _standalone(cfg, device, args)
     if sensor is not None and out.get("ok"):
+        refs = {str(r) for r in dict(cfg.sensors[sensor].get("inputs", {})).values()}
+        out["channels"] = [c for c in out["channels"] if f"{device}/{c['channel']}" in refs]
         out["readings"] = [r for r in out["readings"] if r["sensor"] == sensor]
         for m in out["messages"]:
             m["payload"]["readings"] = [r for r in m["payload"]["readings"]
