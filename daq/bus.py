@@ -18,9 +18,11 @@ gateway_path, late_reply, bus_error), shown by ``daq status``.
 from __future__ import annotations
 
 import math
+import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -138,9 +140,35 @@ class BusWorker(threading.Thread):
         now = wall()
         self._due = {d.name: next_slot(now, d.interval) for d in bus.devices}
         self._probe = dict.fromkeys(self.devices, 0.0)  # backoff: earliest wall time to poll
+        self._requests: queue.SimpleQueue[tuple[Callable[[BusWorker], Any], Future[Any]]] = (
+            queue.SimpleQueue())
+        self._kick = threading.Event()
 
     def stop(self) -> None:
         self._halt.set()
+        self._kick.set()
+
+    # -- requests (daq read over the control socket): run on this thread, between polls --
+
+    def request(self, fn: Callable[[BusWorker], Any]) -> Future[Any]:
+        """Run ``fn(self)`` on this worker's thread between two scheduled polls, so a
+        technician's poll never shares the line with the daemon's own transactions."""
+        fut: Future[Any] = Future()
+        self._requests.put((fn, fut))
+        self._kick.set()
+        return fut
+
+    def _serve_requests(self) -> bool:
+        try:
+            fn, fut = self._requests.get_nowait()
+        except queue.Empty:
+            return False
+        if fut.set_running_or_notify_cancel():  # False: the client gave up waiting
+            try:
+                fut.set_result(fn(self))
+            except Exception as err:  # the requester gets it; the worker carries on
+                fut.set_exception(err)
+        return True
 
     def _check_budget(self) -> None:
         from .budget import bus_load
@@ -170,7 +198,9 @@ class BusWorker(threading.Thread):
                     self._due[name] = next_slot(now, interval)
                     continue
                 if wait > 0:
-                    self._halt.wait(min(wait, 1.0))
+                    self._kick.clear()
+                    if not self._serve_requests():  # after serving one, look at the clock
+                        self._kick.wait(min(wait, 1.0))
                     continue
                 self._poll_due(name, due)
         finally:

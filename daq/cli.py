@@ -22,7 +22,7 @@ from .tables import render
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 # Subcommands contributed by other modules: each has register(subparsers).
-_PLUGGED = ["daq.convert.cli"]
+_PLUGGED = ["daq.convert.cli", "daq.cli_read", "daq.cli_tail", "daq.cli_buffer"]
 _PLUGGED_GNSS = ["daq.gnss.cli_decode", "daq.gnss.cli_sessions", "daq.gnss.cli_solve",
                  "daq.gnss.cli_replay"]
 
@@ -142,7 +142,8 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import read_status, show_status
+    from .status import read_status
+    from .status_view import show_status, unknown_name
 
     try:
         state_dir = _state_dir(args)
@@ -153,6 +154,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if status is None:
         print(f"daq: {problem}", file=sys.stderr)
         return EXIT_FAILURE
+    wrong = unknown_name(status, args.device, args.sensor)
+    if wrong:
+        print(f"daq status: {wrong}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.json:
         print(json.dumps(status, indent=1))
     else:

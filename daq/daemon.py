@@ -229,6 +229,9 @@ class Daemon:
         self.started = utcnow()
         self._stop = threading.Event()
         self._status_error: str | None = None
+        from .control_daemon import DaemonControl  # the control socket (daq read, tail)
+
+        self.control = DaemonControl(self)
 
     def _wake_publisher(self) -> None:
         if self.publisher is not None:
@@ -269,6 +272,7 @@ class Daemon:
                                 if (c := d.counters())},
             "clock_synchronised": clock_synchronised(),
             "gnss": None if self.gnss is None else self.gnss.status(),
+            **self.control.status(),
         }
 
     def write_status(self) -> None:
@@ -290,6 +294,7 @@ class Daemon:
     # -- life cycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        self.control.start()
         self.pipeline.start()
         for w in self.workers:
             w.start()
@@ -347,6 +352,7 @@ class Daemon:
 
     def shutdown(self) -> None:
         self.notifier.stopping()
+        self.control.stop()
         for w in self.workers:
             w.stop()
         for w in self.workers:

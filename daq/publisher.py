@@ -79,6 +79,7 @@ class Publisher(threading.Thread):
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
                        props: Any = None) -> None:
+        self.state.extra.update(last_disconnect=str(rc), disconnected_at=format_ts(utcnow()))
         self._lost.set()
         self.wakeup.set()
 
