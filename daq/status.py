@@ -38,69 +38,6 @@ def read_status(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     return status, None
 
 
-def show_status(st: dict[str, Any], device: str | None = None,
-                sensor: str | None = None) -> str:
-    out = []
-    state = "running" if st["running"] else f"NOT RUNNING (status {st['age_s']} s old)"
-    out.append(f"daq {st['version']} pid {st['pid']} — site {st['site']} rtu {st['rtu']} "
-               f"— {state}, since {st['started']}")
-    b = st["broker"]
-    if not b.get("configured"):
-        out.append("broker: none configured — readings are kept in the outbox")
-    else:
-        link = "connected" if b["connected"] else "DOWN"
-        out.append(f"broker {b['broker']}: {link}" + (f" since {b['since']}" if b["since"]
-                                                       else "")
-                   + (f" — last error: {b['last_error']}" if b["last_error"] else "")
-                   + f" — {b['readings_acked']} readings acknowledged")
-    ob = st["outbox"]
-    depth = ob["depth"]
-    out.append(f"outbox: {sum(depth.values())} buffered (alarm {depth['alarm']}, result "
-               f"{depth['result']}, raw {depth['raw']}) of cap {ob['cap_rows']}; "
-               f"evicted {sum(v for k, v in ob['counters'].items() if k.startswith('evicted'))}")
-    clock = {True: "synchronised", False: "NOT synchronised", None: "unknown"}
-    out.append(f"clock: {clock[st.get('clock_synchronised')]}")
-    rows = []
-    for bus in st["buses"]:
-        for d in bus["devices"]:
-            if device and d["name"] != device:
-                continue
-            up = {True: "up", False: "DOWN", None: "waiting"}[d["up"]]
-            kinds = ", ".join(f"{k} {n}" for k, n in sorted(d.get("errors", {}).items()))
-            rows.append([bus["name"], d["name"], d["driver"], up, d["polls"], d["failures"],
-                         d["gaps"], kinds, d["last_ok"], d["last_error"] or ""])
-    out.append("")
-    out.extend(f"bus {bus['name']} ({bus['url']}): NOT OPEN — {bus.get('error') or ''}"
-               for bus in st["buses"] if not bus.get("open", True) and bus.get("error"))
-    out.append(render(["bus", "device", "driver", "state", "polls", "fail", "gaps",
-                       "errors by kind", "last ok (UTC)", "last error"], rows))
-    if device:
-        for bus in st["buses"]:
-            for d in bus["devices"]:
-                if d["name"] == device:
-                    out.append("")
-                    out.append(render(["channel", "value", "unit", "quality"],
-                                      [[ch, v["value"], v["unit"], v["quality"]]
-                                       for ch, v in d["last_values"].items()]))
-    if st.get("gnss"):
-        out.extend(["", _gnss_table(st["gnss"])])
-    values = st.get("sensor_values", {})
-    if sensor:
-        chosen = {ch: v for ch, v in values.items() if ch.split(".")[0] == sensor}
-        out.append("")
-        if chosen:
-            out.append(render(["channel", "value", "unit", "quality", "time (UTC)"],
-                              [[ch, v["value"], v["unit"], v["quality"], v["ts"]]
-                               for ch, v in sorted(chosen.items())]))
-        else:
-            known = sorted({ch.split(".")[0] for ch in values})
-            out.append(f"no values from sensor {sensor!r} yet; sensors with values: "
-                       + (", ".join(known) or "none"))
-    elif values and not device:
-        out.append(f"\n{len(values)} sensor channels; `daq status --sensor ID` shows one")
-    return "\n".join(out)
-
-
 def _gnss_table(g: dict[str, Any]) -> str:
     """Receivers (what each delivered) and monitoring points (their last session)."""
     streams = render(

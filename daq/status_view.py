@@ -156,6 +156,8 @@ def show_status(st: dict[str, Any], device: str | None = None,
         rows.append([bus, d["name"], d["driver"], up, d["polls"], ratio, d["gaps"],
                      d.get("skipped", 0), d["last_ok"], _ago(d["last_ok"], now), _errors(d),
                      _clip(d["last_error"] or "", 70 if not device else 400)])
+    out += [f"bus {b['name']} ({b.get('url', '')}): NOT OPEN — {b.get('error') or ''}"
+            for b in st.get("buses", []) if not b.get("open", True) and b.get("error")]
     out += ["", render(["bus", "device", "driver", "state", "polls", "complete 24 h",
                         "gaps", "skipped", "last good (UTC)", "ago", "errors by kind",
                         "last error"], rows)]

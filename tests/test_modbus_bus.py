@@ -215,10 +215,11 @@ def test_a_restarting_tcp_gateway_is_reconnected_and_shown_down_meanwhile() -> N
 
 
 def test_daq_status_shows_a_closed_bus_and_errors_by_kind() -> None:
-    from daq.status import show_status
+    from daq.status_view import show_status
 
     st = {"running": True, "version": "x", "pid": 1, "site": "s", "rtu": "r",
-          "started": "t", "broker": {"configured": False},
+          "started": "2026-01-01T00:00:00.000Z", "age_s": 0.1,
+          "broker": {"configured": False},
           "outbox": {"depth": {"alarm": 0, "result": 0, "raw": 0}, "cap_rows": 1,
                      "counters": {}},
           "buses": [{"name": "rs485", "url": "/dev/ttyUSB0", "open": False,
