@@ -121,6 +121,7 @@ class Config:
     drivers: Mapping[str, type[Driver]] = field(default_factory=dict, repr=False)
     quarantined: tuple[ConfigProblem, ...] = ()
     gnss: Any = None  # daq.gnss.gnss_config.GnssConfig when a `gnss:` section is given
+    alarms: Any = None  # daq.alarms.alarm_config.AlarmsConfig when `alarms:` is given
 
     @property
     def devices(self) -> list[DeviceConfig]:
@@ -192,6 +193,13 @@ def loads(text: str, *, source: str | None = None,
                 ctx.add(f"buses.{bus.name}.devices.{dev.name}",
                         f"device name already used on bus {names[dev.name]!r}")
             names[dev.name] = bus.name
+    if checked.get("alarms") and checked.get("gnss") is None:  # a typo never alarms
+        known = set(sensors) | _channel_names(buses, drivers)
+        for key in checked["alarms"].get("rules", {}):
+            if key not in known:
+                ctx.add(f"alarms.rules.{key}", "no such sensor or channel",
+                        getattr(doc, "line", None), "alarm rules name a sensor id or a "
+                        "device channel such as weir_logger/ch1")
     if ctx.problems:
         raise ConfigError(ctx.problems, source)
     return Config(
@@ -203,7 +211,16 @@ def loads(text: str, *, source: str | None = None,
         log_format=(checked.get("log") or {}).get("format", "auto"),
         source=source, drivers=dict(drivers), quarantined=tuple(quarantined),
         gnss=build_gnss(checked["gnss"]) if checked.get("gnss") is not None else None,
+        alarms=_build_alarms(checked.get("alarms")),
     )
+
+
+def _build_alarms(checked: Any) -> Any:
+    if checked is None:
+        return None
+    from .alarms.alarm_config import build
+
+    return build(checked)
 
 
 def _isolable(path: str) -> bool:
