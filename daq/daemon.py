@@ -236,7 +236,9 @@ class Daemon:
         if cfg.alarms is not None and cfg.alarms.rules:  # the alarm engine (daq/alarms/)
             from .alarms.service import AlarmService
 
-            self.alarms = AlarmService(cfg.alarms, self.outbox, on_event=self._wake_publisher)
+            self.alarms = AlarmService(
+                cfg.alarms, self.outbox, on_event=self._wake_publisher, workers=self.workers,
+                uplink=lambda: self.publisher is not None and self.publisher.state.connected)
             self.alarms.watch(self.outbox)  # THE hook: every accepted reading or result
             self.alarms.register(self.control.server)
             if self.publisher is not None:

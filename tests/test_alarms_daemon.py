@@ -184,3 +184,47 @@ def test_shelve_expires_by_itself_and_commands_are_checked(
         assert d.stop() == 0
     trail = [e["event"] for e in events(subscriber) if e["alarm"] == h]
     assert trail == ["raised", "acked", "shelved", "unshelved", "oos", "in_service"]
+
+
+def test_actions_when_the_uplink_is_down_coil_read_back_and_failing_command_retried(
+        tmp_path: Path, run_daemon: Any) -> None:
+    from daq.localbroker import free_port
+
+    state, out = tmp_path / "state", tmp_path / "sms.txt"
+    actions = f"""\
+  allow_writes: true
+  actions:
+    siren: {{coil: {{device: unit1, address: 3, value: true}}, retries: 1}}
+    sms: {{command: [sh, -c, "echo {{alarm}} {{event}} >> {out}"]}}
+    broken: {{command: [sh, -c, "echo modem busy >&2; exit 3"], retries: 2,
+              retry_delay: 100ms}}
+"""
+    rules = RULES.split("    unit2/")[0].replace("  max_shelve: 2h\n", actions).replace(
+        "h: {limit: 10, deadband: 0.5}", "h: {limit: 10, deadband: 0.5}\n        "
+        "actions: [siren, sms, broken]")
+    with ModbusTestServer.tcp(units=(1,)) as srv:
+        srv.set_value(1, 0, 12.0, "float32")
+        cfg = write_config(tmp_path / "c.yaml", srv.url, "modbus_tcp", {1: 12.0},
+                           extra=rules)
+        d = run_daemon(cfg, f"mqtt://127.0.0.1:{free_port()}", state)  # nobody listens
+
+        def outcomes() -> dict[str, dict[str, Any]]:
+            res = daq_alarm(state, "history", "--json")
+            if res.returncode != 0:
+                return {}
+            return {e["detail"]["action"]: e["detail"] for e in json.loads(res.stdout)["events"]
+                    if e["event"] == "action"}
+
+        done = wait_for(lambda: len(outcomes()) == 3 and outcomes(), 60, "three outcomes")
+        client = srv.client()
+        try:
+            coil = client.read_coils(3, count=1, device_id=1)
+        finally:
+            client.close()
+        assert not coil.isError() and coil.bits[0] is True  # read back from the server
+        assert d.stop() == 0
+    assert done["siren"]["ok"] and "read back" in done["siren"]["result"]
+    assert done["sms"]["ok"] and out.read_text() == "unit1/level/water_level.h raised\n"
+    broken = done["broken"]
+    assert broken["ok"] is False and broken["attempts"] == 3  # tried, retried twice, reported
+    assert "exited 3: modem busy" in broken["errors"][-1]

@@ -151,3 +151,12 @@ def test_build_makes_one_rule_per_limit() -> None:
     assert [r.id for r in cfg.rules] == ["P07/level.hh", "P07/level.h", "P07/fault"]
     assert cfg.max_shelve == 7200 and cfg.rules[1].deadband == 0.1 and cfg.rules[0].latch
     assert cfg.rules[0].on_delay == 10 and cfg.rules[0].severity == 900
+
+
+def test_a_coil_action_needs_writes_allowed_and_rules_name_known_actions() -> None:
+    probs = check("actions: {siren: {coil: {device: relay, address: 0}}}\n"
+                  "rules: {P07: {level: {h: {limit: 1}, actions: [sirne]}}}")
+    assert any("siren.coil: writing to a device is off by default" in p for p in probs)
+    assert any("no action 'sirne'" in p for p in probs)
+    assert check("allow_writes: true\nactions: {siren: {coil: {device: r, address: 0}}}\n"
+                 "rules: {P07: {level: {h: {limit: 1}, actions: [siren]}}}") == []

@@ -56,6 +56,7 @@ _COMMON = {
     "latch": Field("bool", default=False),
     "realarm": Field("duration", default=0.0, min=0, max=30 * 86400,
                      doc="re-annunciate a standing alarm after this long (0: never)"),
+    "actions": Field("any", default=list, doc="names of alarms.actions to run"),
 }
 
 QUANTITY = Schema({
@@ -116,13 +117,65 @@ def _check_order(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: 
                     + ", ".join(f"{k}={v}" for k, v in limits), lines.get(q))
 
 
+COIL = Schema({
+    "device": Field("str", required=True, doc="a configured Modbus device"),
+    "address": Field("int", required=True, min=0, max=65535),
+    "value": Field("bool", default=True),
+})
+
+ACTION = Schema({
+    "when": Field("str", default="uplink_down", choices=("uplink_down", "always")),
+    "events": Field("any", default=lambda: ["raised", "realarm"]),
+    "min_severity": Field("int", default=1, min=1, max=1000),
+    "coil": Field(COIL, doc="write a coil (needs alarms.allow_writes: true)"),
+    "command": Field("any", doc="argv list; {alarm} {event} {value} {severity} filled in"),
+    "retries": Field("int", default=3, min=0, max=100),
+    "retry_delay": Field("duration", default=10.0, min=0.01, max=3600),
+    "timeout": Field("duration", default=30.0, min=0.1, max=600),
+})
+
+
+def _check_alarms(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: Ctx) -> None:
+    actions = out.get("actions") or {}
+    for name, a in actions.items():
+        ap = join(join(path, "actions"), name)
+        if "coil" not in a and "command" not in a:
+            ctx.add(ap, "an action needs a coil and/or a command", lines.get("actions"))
+        if "coil" in a and not out.get("allow_writes"):
+            ctx.add(join(ap, "coil"), "writing to a device is off by default",
+                    lines.get("actions"), "set alarms.allow_writes: true to allow it")
+        cmd = a.get("command")
+        if cmd is not None and (not isinstance(cmd, list) or not cmd
+                                or not all(isinstance(c, str) for c in cmd)):
+            ctx.add(join(ap, "command"), "expected a list of strings (argv)",
+                    lines.get("actions"), 'e.g. ["/usr/local/bin/sms", "{alarm}"]')
+        bad = [e for e in (a.get("events") or []) if e not in ACTION_EVENTS]
+        if bad or not isinstance(a.get("events"), list):
+            ctx.add(join(ap, "events"), f"unknown event(s) {bad}", lines.get("actions"),
+                    "of " + ", ".join(ACTION_EVENTS))
+    for sensor, entry in (out.get("rules") or {}).items():
+        for q, spec in entry.items():
+            names = spec.get("actions") or []
+            if not isinstance(names, list):
+                names = [names]
+            for n in names:
+                if n not in actions:
+                    ctx.add(join(join(join(join(path, "rules"), sensor), q), "actions"),
+                            f"no action {n!r} in alarms.actions", lines.get("rules"))
+
+
+ACTION_EVENTS = ("raised", "realarm", "cleared", "returned", "reset")
+
 ALARMS = Schema({
     "max_shelve": Field("duration", default=8 * 3600.0, min=60, max=30 * 86400,
                         doc="longest a timed shelve may last"),
+    "allow_writes": Field("bool", default=False,
+                          doc="let actions write coils (explicit; off by default)"),
+    "actions": Field(MapOf(Field(ACTION)), default=dict),
     "rules": Field(MapOf(Field(_SensorAlarms()), key_pattern=r"^[A-Za-z0-9_][\w./\-]*$",
                          key_rule="a sensor id or channel (letters, digits, _ . / -)"),
                    default=dict),
-})
+}, validator=_check_alarms)
 
 
 @dataclass(frozen=True)
@@ -145,6 +198,7 @@ class Rule:
     percent: bool = False
     flags: tuple[str, ...] = ()
     bad_quality: bool = True
+    actions: tuple[str, ...] = ()
 
     @property
     def klass(self) -> str:
@@ -156,9 +210,24 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Action:
+    name: str
+    when: str = "uplink_down"
+    events: tuple[str, ...] = ("raised", "realarm")
+    min_severity: int = 1
+    coil: Mapping[str, Any] | None = None  # {device, address, value}
+    command: tuple[str, ...] | None = None
+    retries: int = 3
+    retry_delay: float = 10.0
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class AlarmsConfig:
     rules: tuple[Rule, ...]
     max_shelve: float = 8 * 3600.0
+    actions: Mapping[str, Action] | None = None
+    allow_writes: bool = False
 
 
 def build(checked: Mapping[str, Any]) -> AlarmsConfig:
@@ -166,6 +235,8 @@ def build(checked: Mapping[str, Any]) -> AlarmsConfig:
     for sensor, entry in (checked.get("rules") or {}).items():
         for q, spec in entry.items():
             common = {k: spec[k] for k in _COMMON}
+            acts = common["actions"]
+            common["actions"] = tuple(acts if isinstance(acts, list) else [acts])
             if q == "fault":
                 rules.append(Rule(id=f"{sensor}/fault", sensor=sensor, quantity=None,
                                   kind="fault", severity=spec["severity"],
@@ -178,5 +249,12 @@ def build(checked: Mapping[str, Any]) -> AlarmsConfig:
                 s = dict(spec[kind])
                 rules.append(Rule(id=f"{sensor}/{q}.{kind}", sensor=sensor, quantity=q,
                                   kind=kind, **s, **common))
-    return AlarmsConfig(rules=tuple(rules), max_shelve=float(checked.get("max_shelve",
-                                                                         8 * 3600.0)))
+    actions = {n: Action(name=n, when=a["when"], events=tuple(a["events"]),
+                         min_severity=a["min_severity"], coil=a.get("coil"),
+                         command=tuple(a["command"]) if a.get("command") else None,
+                         retries=a["retries"], retry_delay=a["retry_delay"],
+                         timeout=a["timeout"])
+               for n, a in (checked.get("actions") or {}).items()}
+    return AlarmsConfig(rules=tuple(rules), actions=actions,
+                        max_shelve=float(checked.get("max_shelve", 8 * 3600.0)),
+                        allow_writes=bool(checked.get("allow_writes", False)))

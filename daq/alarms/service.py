@@ -45,7 +45,8 @@ def event_reading(payload: dict[str, Any]) -> tuple[str, Reading]:
 class AlarmService(threading.Thread):
     def __init__(self, cfg: AlarmsConfig, outbox: Any, *,
                  on_event: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, workers: list[Any] | None = None,
+                 uplink: Callable[[], bool] = lambda: False) -> None:
         super().__init__(name="alarms", daemon=True)
         from .store import AlarmStore
 
@@ -66,6 +67,10 @@ class AlarmService(threading.Thread):
         self._units: dict[str, str] = {}
         self.errors = 0
         self.heartbeat = time.monotonic()
+        from .actions import ActionRunner
+
+        self.runner = ActionRunner(dict(cfg.actions or {}), workers or [], uplink,
+                                   self.record_action)
         self._requeue()
 
     # -- the hook: every accepted reading -------------------------------------------------
@@ -109,7 +114,15 @@ class AlarmService(threading.Thread):
         with self._lock:
             self._apply([(a, a.tick(now)) for a in self.alarms.values()])
 
+    def record_action(self, alarm: str, detail: dict[str, Any]) -> None:
+        """The outcome of an action: an ``action`` event of its alarm (audited, published)."""
+        with self._lock:
+            a = self.alarms[alarm]
+            self._apply([(a, [Transition("action", self.clock(), None, detail)])])
+
     def run(self) -> None:
+        if self.runner.actions:
+            self.runner.start()
         while not self._halt.wait(1.0):
             self.heartbeat = time.monotonic()
             try:
@@ -119,6 +132,7 @@ class AlarmService(threading.Thread):
                 log.error("alarm_tick_failed", error=f"{type(err).__name__}: {err}")
 
     def stop(self) -> None:
+        self.runner.stop()
         self._halt.set()
         if self.is_alive():
             self.join(5.0)
@@ -154,6 +168,8 @@ class AlarmService(threading.Thread):
             log.info("alarm_transition", alarm=alarm, transition=event, by=by)
         self._changed.update(touched)
         self._queue([(i, e[4]) for i, e in zip(ids, events, strict=True)])
+        for _, alarm, _e, _b, payload in events:
+            self.runner.offer(self.alarms[alarm].rule, payload)
 
     def _queue(self, events: list[tuple[int, dict[str, Any]]]) -> None:
         if not events:
