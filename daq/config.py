@@ -122,6 +122,7 @@ class Config:
     quarantined: tuple[ConfigProblem, ...] = ()
     gnss: Any = None  # daq.gnss.gnss_config.GnssConfig when a `gnss:` section is given
     alarms: Any = None  # daq.alarms.alarm_config.AlarmsConfig when `alarms:` is given
+    manual: Any = None  # daq.manual.manual_config.ManualConfig when `manual:` is given
 
     @property
     def devices(self) -> list[DeviceConfig]:
@@ -193,11 +194,13 @@ def loads(text: str, *, source: str | None = None,
                 ctx.add(f"buses.{bus.name}.devices.{dev.name}",
                         f"device name already used on bus {names[dev.name]!r}")
             names[dev.name] = bus.name
-    if checked.get("alarms") and checked.get("gnss") is None:  # a typo never alarms
+    keys = [f"alarms.rules.{k}" for k in (checked.get("alarms") or {}).get("rules", {})]
+    keys += [f"manual.sensors.{k}" for k in (checked.get("manual") or {}).get("sensors", {})]
+    if keys and checked.get("gnss") is None:  # a typo never alarms (GNSS names its own)
         known = set(sensors) | _channel_names(buses, drivers)
-        for key in checked["alarms"].get("rules", {}):
-            if key not in known:
-                ctx.add(f"alarms.rules.{key}", "no such sensor or channel",
+        for path in keys:
+            if path.split(".", 2)[2] not in known:
+                ctx.add(path, "no such sensor or channel",
                         getattr(doc, "line", None), "alarm rules name a sensor id or a "
                         "device channel such as weir_logger/ch1")
     if ctx.problems:
@@ -212,6 +215,7 @@ def loads(text: str, *, source: str | None = None,
         source=source, drivers=dict(drivers), quarantined=tuple(quarantined),
         gnss=build_gnss(checked["gnss"]) if checked.get("gnss") is not None else None,
         alarms=_build_alarms(checked.get("alarms")),
+        manual=_build_manual(checked.get("manual")),
     )
 
 
@@ -219,6 +223,14 @@ def _build_alarms(checked: Any) -> Any:
     if checked is None:
         return None
     from .alarms.alarm_config import build
+
+    return build(checked)
+
+
+def _build_manual(checked: Any) -> Any:
+    if checked is None:
+        return None
+    from .manual.manual_config import build
 
     return build(checked)
 

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .alarms.alarm_config import ALARMS
+from .manual.manual_config import MANUAL
 from .schema import Ctx, Field, MapOf, Schema, join
 
 BUS_PROTOCOLS = ("modbus_rtu", "modbus_tcp", "serial")
@@ -117,4 +118,5 @@ def top_schema(sensors_field: Field, gnss_field: Field) -> Schema:
         "sensors": sensors_field,
         "gnss": gnss_field,
         "alarms": Field(ALARMS),
+        "manual": Field(MANUAL),
     })

@@ -233,11 +233,20 @@ class Daemon:
 
         self.control = DaemonControl(self)
         self.alarms: Any = None
-        if cfg.alarms is not None and cfg.alarms.rules:  # the alarm engine (daq/alarms/)
+        self.manual: Any = None
+        alarms_cfg = cfg.alarms
+        if cfg.manual is not None and cfg.manual.sensors:  # manual readings (daq/manual/)
+            from .manual.service import ManualService, with_manual_rules
+
+            self.manual = ManualService(cfg.manual, self.outbox)
+            self.manual.watch(self.outbox)
+            self.manual.register(self.control.server)
+            alarms_cfg = with_manual_rules(cfg.alarms, cfg.manual)
+        if alarms_cfg is not None and alarms_cfg.rules:  # the alarm engine (daq/alarms/)
             from .alarms.service import AlarmService
 
             self.alarms = AlarmService(
-                cfg.alarms, self.outbox, on_event=self._wake_publisher, workers=self.workers,
+                alarms_cfg, self.outbox, on_event=self._wake_publisher, workers=self.workers,
                 uplink=lambda: self.publisher is not None and self.publisher.state.connected)
             self.alarms.watch(self.outbox)  # THE hook: every accepted reading or result
             self.alarms.register(self.control.server)
@@ -385,6 +394,8 @@ class Daemon:
         self.write_status()
         if self.alarms is not None:
             self.alarms.stop()
+        if self.manual is not None:
+            self.manual.close()
         self.outbox.close()
         log.info("daemon_stopped")
 

@@ -199,6 +199,7 @@ class Rule:
     flags: tuple[str, ...] = ()
     bad_quality: bool = True
     actions: tuple[str, ...] = ()
+    source: str | None = None  # "manual": fed by manual readings only (daq/manual)
 
     @property
     def klass(self) -> str:

@@ -98,10 +98,11 @@ class AlarmService(threading.Thread):
         with self._lock:
             out: list[tuple[Alarm, list[Transition]]] = []
             for r in work:
+                source = "manual" if r.extra.get("source") == "manual" else None
                 for key in {r.sensor, r.channel} - {None}:
                     for a in self._by_sensor.get(str(key), ()):
                         q = a.rule.quantity
-                        if q is not None and q != r.quantity:
+                        if (q is not None and q != r.quantity) or a.rule.source != source:
                             continue
                         if r.unit:
                             self._units[a.rule.id] = r.unit
