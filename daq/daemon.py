@@ -252,6 +252,11 @@ class Daemon:
             self.alarms.register(self.control.server)
             if self.publisher is not None:
                 self.publisher.retained = self.alarms.retained
+        from .fieldcal.service import FieldCalibration  # daq calibrate (daq/fieldcal/)
+
+        self.fieldcal = FieldCalibration(self.outbox)
+        self.fieldcal.wrap(self.outbox)  # outermost: everything after sees corrected values
+        self.fieldcal.register(self.control.server)
 
     def _wake_publisher(self) -> None:
         if self.publisher is not None:
@@ -396,6 +401,7 @@ class Daemon:
             self.alarms.stop()
         if self.manual is not None:
             self.manual.close()
+        self.fieldcal.close()
         self.outbox.close()
         log.info("daemon_stopped")
 
