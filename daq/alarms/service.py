@@ -64,6 +64,7 @@ class AlarmService(threading.Thread):
         for a in self.alarms.values():
             self._by_sensor.setdefault(a.rule.sensor, []).append(a)
         self._changed: set[str] = set()
+        self._unsaved: list[tuple[Alarm, list[Transition]]] = []
         self._units: dict[str, str] = {}
         self.errors = 0
         self.heartbeat = time.monotonic()
@@ -151,6 +152,8 @@ class AlarmService(threading.Thread):
                 "state": a.view(t.ts)}
 
     def _apply(self, out: list[tuple[Alarm, list[Transition]]]) -> None:
+        if self._unsaved:  # transitions whose commit failed: first, in their order
+            out, self._unsaved = [*self._unsaved, *out], []
         touched = {a.rule.id: a for a, trs in out if trs or a.dirty}
         if not touched:
             return
@@ -159,10 +162,14 @@ class AlarmService(threading.Thread):
         try:
             ids = self.store.commit({i: a.state.to_dict() for i, a in touched.items()},
                                     events)
-        except sqlite3.Error as err:
+        except sqlite3.Error as err:  # disk full, I/O error: kept, tried again next tick
             self.errors += 1
             log.error("alarm_state_commit_failed", error=str(err), events=len(events))
-            return  # kept in memory, dirty: the next tick tries again
+            for a in touched.values():
+                a.dirty = True
+            self._unsaved = [(a, trs) for a, trs in out if trs] or [
+                (a, []) for a in touched.values()]
+            return
         for a in touched.values():
             a.dirty = False
         for _, alarm, event, by, _p in events:
