@@ -194,15 +194,15 @@ def loads(text: str, *, source: str | None = None,
                 ctx.add(f"buses.{bus.name}.devices.{dev.name}",
                         f"device name already used on bus {names[dev.name]!r}")
             names[dev.name] = bus.name
-    keys = [f"alarms.rules.{k}" for k in (checked.get("alarms") or {}).get("rules", {})]
-    keys += [f"manual.sensors.{k}" for k in (checked.get("manual") or {}).get("sensors", {})]
+    keys = [(sect, sub, k) for sect, sub in (("alarms", "rules"), ("manual", "sensors"))
+            for k in (checked.get(sect) or {}).get(sub, {})]
     if keys and checked.get("gnss") is None:  # a typo never alarms (GNSS names its own)
         known = set(sensors) | _channel_names(buses, drivers)
-        for path in keys:
-            if path.split(".", 2)[2] not in known:
-                ctx.add(path, "no such sensor or channel",
-                        getattr(doc, "line", None), "alarm rules name a sensor id or a "
-                        "device channel such as weir_logger/ch1")
+        for sect, sub, k in keys:
+            if k not in known:
+                lines = getattr((doc.get(sect) or {}).get(sub), "key_lines", {})
+                ctx.add(f"{sect}.{sub}.{k}", "no such sensor or channel", lines.get(k),
+                        "name a sensor id or a device channel such as weir_logger/ch1")
     if ctx.problems:
         raise ConfigError(ctx.problems, source)
     return Config(

@@ -228,3 +228,27 @@ def test_actions_when_the_uplink_is_down_coil_read_back_and_failing_command_retr
     broken = done["broken"]
     assert broken["ok"] is False and broken["attempts"] == 3  # tried, retried twice, reported
     assert "exited 3: modem busy" in broken["errors"][-1]
+
+
+def test_daq_check_reports_alarm_and_manual_problems(tmp_path: Path) -> None:
+    bad = """\
+alarms:
+  rules:
+    unit1/levle:
+      water_level: {h: {limit: 10}}
+    unit1/level:
+      water_level: {h: {limit: 10}, hh: {limit: 5}, on_dealy: 3s}
+manual:
+  sensors:
+    unit1/level: {quantity: water_level, unit: m, tolerance: 0.1, range: [5, 1]}
+"""
+    cfg = write_config(tmp_path / "c.yaml", "tcp://127.0.0.1:1502", "modbus_tcp", {1: 0.0},
+                       extra=bad)
+    res = subprocess.run([sys.executable, "-m", "daq", "check", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    text = res.stdout + res.stderr
+    for expected in ("alarms.rules.unit1/levle (line 11): no such sensor or channel",
+                     "alarms.rules.unit1/level.water_level.on_dealy", "did you mean 'on_delay'",
+                     "limits must be ordered", "manual.sensors.unit1/level.range"):
+        assert expected in text, (expected, text)
