@@ -160,3 +160,11 @@ def test_a_coil_action_needs_writes_allowed_and_rules_name_known_actions() -> No
     assert any("no action 'sirne'" in p for p in probs)
     assert check("allow_writes: true\nactions: {siren: {coil: {device: r, address: 0}}}\n"
                  "rules: {P07: {level: {h: {limit: 1}, actions: [siren]}}}") == []
+
+
+def test_rate_in_percent_per_hour_both_directions() -> None:
+    a = Alarm(rule(id="W/flow.rate", kind="rate", limit=20.0, period=3600.0, percent=True))
+    steady = [(t * 600.0, 10.0) for t in range(7)]
+    assert events(a, steady) == []
+    drop = [(3600 + t * 600.0, 10.0 - 0.45 * t) for t in range(1, 7)]  # −27 %/h
+    assert events(a, drop) == ["raised"]
