@@ -232,31 +232,12 @@ class Daemon:
         from .control_daemon import DaemonControl  # the control socket (daq read, tail)
 
         self.control = DaemonControl(self)
-        self.alarms: Any = None
+        self.alarms: Any = None  # alarms, manual readings, field calibration (issue 11)
         self.manual: Any = None
-        alarms_cfg = cfg.alarms
-        if cfg.manual is not None and cfg.manual.sensors:  # manual readings (daq/manual/)
-            from .manual.service import ManualService, with_manual_rules
+        self.fieldcal: Any = None
+        from .alarms.wiring import attach
 
-            self.manual = ManualService(cfg.manual, self.outbox)
-            self.manual.watch(self.outbox)
-            self.manual.register(self.control.server)
-            alarms_cfg = with_manual_rules(cfg.alarms, cfg.manual)
-        if alarms_cfg is not None and alarms_cfg.rules:  # the alarm engine (daq/alarms/)
-            from .alarms.service import AlarmService
-
-            self.alarms = AlarmService(
-                alarms_cfg, self.outbox, on_event=self._wake_publisher, workers=self.workers,
-                uplink=lambda: self.publisher is not None and self.publisher.state.connected)
-            self.alarms.watch(self.outbox)  # THE hook: every accepted reading or result
-            self.alarms.register(self.control.server)
-            if self.publisher is not None:
-                self.publisher.retained = self.alarms.retained
-        from .fieldcal.service import FieldCalibration  # daq calibrate (daq/fieldcal/)
-
-        self.fieldcal = FieldCalibration(self.outbox)
-        self.fieldcal.wrap(self.outbox)  # outermost: everything after sees corrected values
-        self.fieldcal.register(self.control.server)
+        attach(self)  # THE hook: each wraps outbox.add, seeing every accepted reading
 
     def _wake_publisher(self) -> None:
         if self.publisher is not None:
