@@ -168,3 +168,12 @@ def test_rate_in_percent_per_hour_both_directions() -> None:
     assert events(a, steady) == []
     drop = [(3600 + t * 600.0, 10.0 - 0.45 * t) for t in range(1, 7)]  # −27 %/h
     assert events(a, drop) == ["raised"]
+
+
+def test_a_stuck_signal_is_a_sensor_fault() -> None:
+    a = Alarm(Rule(id="P07/fault", sensor="P07", quantity=None, kind="fault", severity=500,
+                   stuck_after=3600.0, stuck_band=0.001))
+    flat = [(t * 600.0, 812.3 + (0.0005 if t % 2 else 0.0)) for t in range(6)]
+    assert [x.event for t, v in flat for x in a.update(v, "good", (), t)] == []
+    assert [x.event for x in a.update(812.3, "good", (), 3600.0)] == ["raised"]
+    assert [x.event for x in a.update(815.0, "good", (), 4200.0)] == ["cleared"]

@@ -68,6 +68,9 @@ QUANTITY = Schema({
 FAULT = Schema({
     "flags": Field("any", default=lambda: list(FAULT_FLAGS)),
     "bad_quality": Field("bool", default=True, doc="quality bad or missing is a fault"),
+    "stuck_after": Field("duration", default=0.0, min=0, max=30 * 86400,
+                         doc="a value unchanged (within stuck_band) this long is stuck; 0: off"),
+    "stuck_band": Field("float", default=0.0, min=0),
     "severity": Field("int", default=500, min=1, max=1000),
     **_COMMON,
 }, name="fault alarm")
@@ -199,6 +202,8 @@ class Rule:
     flags: tuple[str, ...] = ()
     bad_quality: bool = True
     actions: tuple[str, ...] = ()
+    stuck_after: float = 0.0
+    stuck_band: float = 0.0
     source: str | None = None  # "manual": fed by manual readings only (daq/manual)
 
     @property
@@ -242,7 +247,9 @@ def build(checked: Mapping[str, Any]) -> AlarmsConfig:
                 rules.append(Rule(id=f"{sensor}/fault", sensor=sensor, quantity=None,
                                   kind="fault", severity=spec["severity"],
                                   flags=tuple(spec["flags"]),
-                                  bad_quality=spec["bad_quality"], **common))
+                                  bad_quality=spec["bad_quality"],
+                                  stuck_after=spec["stuck_after"],
+                                  stuck_band=spec["stuck_band"], **common))
                 continue
             for kind in (*LIMIT_KINDS, "rate"):
                 if kind not in spec:

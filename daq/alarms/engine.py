@@ -74,6 +74,7 @@ class Alarm:
         self.state = state or State()
         self.window: collections.deque[tuple[float, float]] = collections.deque()
         self.dirty = False  # the condition changed without a transition: persist it too
+        self.stuck: tuple[float, float] | None = None  # (since, value) of a constant signal
 
     # -- values ---------------------------------------------------------------------------
 
@@ -96,7 +97,7 @@ class Alarm:
         r, prev = self.rule, self.state.cond
         if r.kind == "fault":
             return bool(set(flags) & set(r.flags)) or (
-                r.bad_quality and quality in ("bad", "missing"))
+                r.bad_quality and quality in ("bad", "missing")) or self._stuck(v, ts)
         if v is None or quality in ("bad", "missing"):
             return None
         if r.kind in ("hh", "h"):
@@ -113,6 +114,15 @@ class Alarm:
         else:
             mag = abs(rate)
         return True if mag >= r.limit else (False if mag < r.limit - r.deadband else prev)
+
+    def _stuck(self, v: float | None, ts: float) -> bool:
+        """Unchanged within ``stuck_band`` for ``stuck_after`` (kept in memory only: after a
+        restart the time starts again)."""
+        if not self.rule.stuck_after or v is None:
+            return False
+        if self.stuck is None or abs(v - self.stuck[1]) > self.rule.stuck_band:
+            self.stuck = (ts, v)
+        return ts - self.stuck[0] >= self.rule.stuck_after
 
     def _rate(self, v: float, ts: float) -> float | None:
         """Change per period over the last period (in % of the oldest value if asked)."""
