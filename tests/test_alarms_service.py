@@ -48,3 +48,30 @@ def test_a_failed_state_commit_is_retried_not_lost(tmp_path: Path) -> None:
     assert [r["event"] for r in rows] == ["raised", "acked"]
     again.stop()
     box.close()
+
+
+def test_results_are_alarmed_by_sensor_and_quantity_whatever_their_origin(
+        tmp_path: Path) -> None:
+    """A GNSS displacement (result lane, sensor = point) and a summary alarm like a value."""
+    cfg = AlarmsConfig(rules=(
+        Rule(id="GP1/displacement_downstream.h", sensor="GP1",
+             quantity="displacement_downstream", kind="h", severity=800, limit=20.0),
+        Rule(id="P07/piezometric_elevation_mean.hh", sensor="P07",
+             quantity="piezometric_elevation_mean", kind="hh", severity=900, limit=65.0)))
+    box = Outbox(tmp_path / "outbox.sqlite3")
+    svc = AlarmService(cfg, box)
+    svc.watch(box)
+    ts = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    box.add([("gnss/GP1", Reading(device="gnss_rx", channel="GP1.displacement_downstream",
+                                  quantity="displacement_downstream", value=23.4, unit="mm",
+                                  quality=Quality.GOOD, ts=ts, lane=Lane.RESULT,
+                                  sensor="GP1")),
+             ("summary/P07", Reading(device="vw_a", channel="P07.piezometric_elevation_mean",
+                                     quantity="piezometric_elevation_mean", value=65.2,
+                                     unit="m", quality=Quality.GOOD, ts=ts, lane=Lane.RESULT,
+                                     sensor="P07"))])
+    raised = [json.loads(r.payload) for r in box.all_rows() if r.lane == Lane.ALARM]
+    assert sorted(r["alarm"] for r in raised) == ["GP1/displacement_downstream.h",
+                                                  "P07/piezometric_elevation_mean.hh"]
+    svc.stop()
+    box.close()
