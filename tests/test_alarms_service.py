@@ -75,3 +75,21 @@ def test_results_are_alarmed_by_sensor_and_quantity_whatever_their_origin(
                                                   "P07/piezometric_elevation_mean.hh"]
     svc.stop()
     box.close()
+
+
+def test_transitions_while_shelved_are_published_suppressed(tmp_path: Path) -> None:
+    cfg = AlarmsConfig(rules=(Rule(id="unit1/level/water_level.h", sensor="unit1/level",
+                                   quantity="water_level", kind="h", severity=700,
+                                   limit=10.0),))
+    box = Outbox(tmp_path / "outbox.sqlite3")
+    now = [1_800_000_000.0]
+    svc = AlarmService(cfg, box, clock=lambda: now[0])
+    svc.command("shelve", "unit1/level/water_level.h", "op", duration=600.0)
+    svc.accepted([reading(12.0, now[0])])
+    svc.accepted([reading(5.0, now[0] + 1)])
+    rows = [json.loads(r.payload) for r in box.all_rows() if r.lane == Lane.ALARM]
+    assert [(r["event"], r["suppressed"]) for r in rows] == [
+        ("shelved", True), ("raised", True), ("cleared", True)]
+    assert rows[0]["by"] == "op" and rows[0]["detail"]["mode"] == "timed"
+    svc.stop()
+    box.close()

@@ -67,6 +67,7 @@ class ManualService:
         self.outbox = outbox
         self.store = ManualStore(outbox.path)
         self._lock = threading.Lock()
+        self._unit_warned: set[str] = set()
 
     def watch(self, outbox: Any) -> None:
         """Wrap ``outbox.add``: committed automatic values of manual sensors are kept."""
@@ -89,8 +90,15 @@ class ManualService:
                 continue
             for key in {r.sensor, r.channel} - {None}:
                 s = self.cfg.sensors.get(str(key))
-                if s is not None and s.quantity == r.quantity and r.quality.value == "good":
-                    rows.append((s.key, r.ts.timestamp(), float(r.value), r.channel, seq))
+                if s is None or s.quantity != r.quantity or r.quality.value != "good":
+                    continue
+                if r.unit and r.unit != s.unit:  # never pair values in different units
+                    if s.key not in self._unit_warned:
+                        self._unit_warned.add(s.key)
+                        log.error("manual_unit_mismatch", sensor=s.key, manual=s.unit,
+                                  automatic=r.unit)
+                    continue
+                rows.append((s.key, r.ts.timestamp(), float(r.value), r.channel, seq))
         self.store.add_auto(rows)
 
     def add(self, sensor: str, value: Any, *, ts: float | None = None, by: str = "unknown",
