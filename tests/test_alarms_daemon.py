@@ -60,6 +60,11 @@ def events(sub: Subscriber) -> list[dict[str, Any]]:
     return [r for _, p in msgs for r in json.loads(p)["readings"]]
 
 
+def state_count(sub: Subscriber, alarm: str) -> int:
+    with sub.lock:
+        return sum(1 for t, _, _ in sub.messages if t.endswith(f"/alarm/{alarm}/state"))
+
+
 def retained_states(sub: Subscriber) -> dict[str, dict[str, Any]]:
     with sub.lock:
         return {json.loads(p)["alarm"]: json.loads(p) for t, p, _ in sub.messages
@@ -91,6 +96,7 @@ def test_kill9_restart_keeps_active_acked_and_shelved_without_a_second_raise(
         assert before[other]["active"] and not before[other]["acked"]
         d.kill()  # SIGKILL: no orderly shutdown
         n_before = len(events(subscriber))
+        states_before = state_count(subscriber, h)
         d2 = run_daemon(cfg, broker.url, state)
         wait_for(lambda: (d2.status() or {}).get("outbox", {}).get("accepted", 0) >= 20, 60,
                  "the restarted daemon to poll the excursion again")
@@ -99,8 +105,9 @@ def test_kill9_restart_keeps_active_acked_and_shelved_without_a_second_raise(
             for k in ("active", "acked", "shelved", "shelved_until", "raised_at",
                       "out_of_service", "raised_count"):
                 assert after[a][k] == before[a][k], (a, k)
-        wait_for(lambda: retained_states(subscriber).get(h, {}).get("shelved") == "timed",
-                 30, "retained states republished")
+        wait_for(lambda: state_count(subscriber, h) > states_before, 30,
+                 "retained states republished on the new connection")
+        assert retained_states(subscriber)[h]["shelved"] == "timed"
         assert d2.stop() == 0
     evs = events(subscriber)
     raised = [e for e in evs if e["event"] == "raised"]
