@@ -95,6 +95,10 @@ def test_realarm_reannunciates_a_standing_alarm() -> None:
     a.ack(10, "op")
     assert a.tick(3000) == []
     assert [t.event for t in a.tick(3601)] == ["realarm"] and not a.state.acked
+    b = Alarm(rule(realarm=60.0, realarm_count=2))
+    events(b, [(0, 11)])
+    assert [t.event for now in range(61, 400, 61) for t in b.tick(float(now))] == [
+        "realarm", "realarm"]  # ReAlarmRepeatCount: then quiet until raised again
 
 
 def test_rate_of_change_over_a_period() -> None:

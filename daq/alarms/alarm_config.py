@@ -56,6 +56,8 @@ _COMMON = {
     "latch": Field("bool", default=False),
     "realarm": Field("duration", default=0.0, min=0, max=30 * 86400,
                      doc="re-annunciate a standing alarm after this long (0: never)"),
+    "realarm_count": Field("int", default=0, min=0, max=1000,
+                           doc="re-annunciations per raise at most (0: no limit)"),
     "actions": Field("any", default=list, doc="names of alarms.actions to run"),
 }
 
@@ -196,6 +198,7 @@ class Rule:
     off_delay: float = 0.0
     latch: bool = False
     realarm: float = 0.0
+    realarm_count: int = 0
     period: float = 3600.0
     direction: str = "both"
     percent: bool = False

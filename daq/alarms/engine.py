@@ -48,6 +48,7 @@ class State:
     transitions: list[float] = field(default_factory=list)  # raise/clear times, last hour
     active_s: float = 0.0  # time active, summed over clears
     raised: int = 0  # times raised, ever
+    realarms: int = 0  # re-annunciations since the last raise
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> State:
@@ -151,6 +152,7 @@ class Alarm:
             st.active, st.acked, st.latched = True, False, False
             st.raised_at = st.annunciated_at = now
             st.raised += 1
+            st.realarms = 0
             self._count(now)
             out.append(Transition("raised", now, detail={"value": st.value}))
         elif st.cond and st.latched:  # back in alarm while latched: the latch is moot
@@ -163,8 +165,10 @@ class Alarm:
             else:
                 out.extend(self._clear(now, "cleared"))
         if (st.active and r.realarm > 0 and st.annunciated_at is not None
-                and now - st.annunciated_at >= r.realarm and not st.latched):
+                and now - st.annunciated_at >= r.realarm and not st.latched
+                and (r.realarm_count == 0 or st.realarms < r.realarm_count)):
             st.annunciated_at, st.acked = now, False
+            st.realarms += 1
             out.append(Transition("realarm", now, detail={"value": st.value}))
         if st.shelved == "timed" and st.shelved_until is not None and now >= st.shelved_until:
             out.append(self._unshelve(now, None, "expired"))
