@@ -124,6 +124,8 @@ class Config:
     drivers: Mapping[str, type[Driver]] = field(default_factory=dict, repr=False)
     quarantined: tuple[ConfigProblem, ...] = ()
     gnss: Any = None  # daq.gnss.gnss_config.GnssConfig when a `gnss:` section is given
+    alarms: Any = None  # daq.alarms.alarm_config.AlarmsConfig when `alarms:` is given
+    manual: Any = None  # daq.manual.manual_config.ManualConfig when `manual:` is given
 
     @property
     def devices(self) -> list[DeviceConfig]:
@@ -195,6 +197,15 @@ def loads(text: str, *, source: str | None = None,
                 ctx.add(f"buses.{bus.name}.devices.{dev.name}",
                         f"device name already used on bus {names[dev.name]!r}")
             names[dev.name] = bus.name
+    keys = [(sect, sub, k) for sect, sub in (("alarms", "rules"), ("manual", "sensors"))
+            for k in (checked.get(sect) or {}).get(sub, {})]
+    if keys and checked.get("gnss") is None:  # a typo never alarms (GNSS names its own)
+        known = set(sensors) | _channel_names(buses, drivers)
+        for sect, sub, k in keys:
+            if k not in known:
+                lines = getattr((doc.get(sect) or {}).get(sub), "key_lines", {})
+                ctx.add(f"{sect}.{sub}.{k}", "no such sensor or channel", lines.get(k),
+                        "name a sensor id or a device channel such as weir_logger/ch1")
     if ctx.problems:
         raise ConfigError(ctx.problems, source)
     return Config(
@@ -206,7 +217,25 @@ def loads(text: str, *, source: str | None = None,
         log_format=(checked.get("log") or {}).get("format", "auto"),
         source=source, drivers=dict(drivers), quarantined=tuple(quarantined),
         gnss=build_gnss(checked["gnss"]) if checked.get("gnss") is not None else None,
+        alarms=_build_alarms(checked.get("alarms")),
+        manual=_build_manual(checked.get("manual")),
     )
+
+
+def _build_alarms(checked: Any) -> Any:
+    if checked is None:
+        return None
+    from .alarms.alarm_config import build
+
+    return build(checked)
+
+
+def _build_manual(checked: Any) -> Any:
+    if checked is None:
+        return None
+    from .manual.manual_config import build
+
+    return build(checked)
 
 
 def _isolable(path: str) -> bool:

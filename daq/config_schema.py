@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .alarms.alarm_config import ALARMS
+from .manual.manual_config import MANUAL
 from .schema import Ctx, Field, MapOf, Schema, join
 
 BUS_PROTOCOLS = ("modbus_rtu", "modbus_tcp", "serial")
@@ -124,4 +126,6 @@ def top_schema(sensors_field: Field, gnss_field: Field) -> Schema:
         "buses": Field(MapOf(Field(BUS)), default=dict),  # a GNSS-only RTU has none
         "sensors": sensors_field,
         "gnss": gnss_field,
+        "alarms": Field(ALARMS),
+        "manual": Field(MANUAL),
     })

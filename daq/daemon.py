@@ -232,6 +232,12 @@ class Daemon:
         from .control_daemon import DaemonControl  # the control socket (daq read, tail)
 
         self.control = DaemonControl(self)
+        self.alarms: Any = None  # alarms, manual readings, field calibration (issue 11)
+        self.manual: Any = None
+        self.fieldcal: Any = None
+        from .alarms.wiring import attach
+
+        attach(self)  # THE hook: each wraps outbox.add, seeing every accepted reading
 
     def _wake_publisher(self) -> None:
         if self.publisher is not None:
@@ -248,6 +254,7 @@ class Daemon:
             "devices_up": sum(1 for s in devices if s.up),
             "devices_down": sum(1 for s in devices if s.up is False),
             "clock_synchronised": clock_synchronised(),
+            **({"alarms": self.alarms.health()} if self.alarms is not None else {}),
         }
 
     def status(self) -> dict[str, Any]:
@@ -272,6 +279,7 @@ class Daemon:
                                 if (c := d.counters())},
             "clock_synchronised": clock_synchronised(),
             "gnss": None if self.gnss is None else self.gnss.status(),
+            "alarms": None if self.alarms is None else self.alarms.health(),
             **self.control.status(),
         }
 
@@ -295,6 +303,8 @@ class Daemon:
 
     def start(self) -> None:
         self.control.start()
+        if self.alarms is not None:
+            self.alarms.start()
         self.pipeline.start()
         for w in self.workers:
             w.start()
@@ -368,6 +378,11 @@ class Daemon:
             self.publisher.stop()
             self.publisher.join(5.0)
         self.write_status()
+        if self.alarms is not None:
+            self.alarms.stop()
+        if self.manual is not None:
+            self.manual.close()
+        self.fieldcal.close()
         self.outbox.close()
         log.info("daemon_stopped")
 

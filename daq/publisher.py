@@ -69,6 +69,8 @@ class Publisher(threading.Thread):
         self._acked: list[Row] = []
         self.ack_interval = ack_interval
         self._ack_due = 0.0
+        # current states sent retained (daq/alarms): retained(everything) -> [(topic, body)]
+        self.retained: Callable[[bool], list[tuple[str, dict[str, Any]]]] | None = None
 
     # -- paho callbacks (network thread): only hand over to our thread --------------------
 
@@ -198,6 +200,7 @@ class Publisher(threading.Thread):
         inflight: dict[int, list[Row]] = {}
         cursors = dict.fromkeys(Lane, 0)
         next_health = time.monotonic()
+        everything = True  # a new connection: every retained state again
         while not self._halt.is_set() and not self._lost.is_set():
             self.wakeup.clear()
             self._settle(inflight)
@@ -205,6 +208,8 @@ class Publisher(threading.Thread):
                 sent = self._send_batch(client, cursors, inflight)
                 if not sent:
                     break
+            if self.retained is not None:
+                everything = self._send_retained(client, everything)
             self.state.inflight = len(inflight)
             if self._health and time.monotonic() >= next_health:
                 next_health = time.monotonic() + self._health_interval
@@ -214,6 +219,16 @@ class Publisher(threading.Thread):
                     qos=1)
             self.wakeup.wait(min(0.5, self.ack_interval))
         self._settle(inflight, force=True)
+
+    def _send_retained(self, client: mqtt.Client, everything: bool) -> bool:
+        """Publish changed current states, retained, after the alarm lane's events."""
+        assert self.retained is not None
+        for topic, body in self.retained(everything):
+            client.publish(f"{self.base}/{topic}", json.dumps(
+                {"v": PAYLOAD_VERSION, "site": self.site, "rtu": self.rtu,
+                 "ts": format_ts(utcnow()), **body}, separators=(",", ":")),
+                qos=1, retain=True)
+        return False
 
     def _settle(self, inflight: dict[int, list[Row]], force: bool = False) -> None:
         """Delete acknowledged rows, gathered over ``ack_interval``: one transaction for

@@ -1,0 +1,180 @@
+"""Field calibration: a linear correction ``value' = gain · value + offset`` on one quantity
+of one sensor (or channel), taken in the field and kept with its history.
+
+``zero`` takes the current reading as the new zero (or as a given reference: a staff
+gauge); ``two-point`` fits gain and offset through two (reading, reference) points. Every
+calibration is a row of ``field_calibration`` in the outbox's file (who, when, before,
+after, gain, offset), committed ``synchronous=FULL``; the newest one applies, and every
+later reading of that quantity carries its id in ``calibration.field`` with the value
+before correction, so values can be recomputed from the history.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import structlog
+
+from ..model import Lane, format_ts
+
+log = structlog.get_logger("daq.fieldcal")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS field_calibration (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    key TEXT NOT NULL, quantity TEXT NOT NULL,
+    gain REAL NOT NULL, offset REAL NOT NULL,
+    method TEXT NOT NULL, by TEXT, at REAL NOT NULL,
+    before TEXT NOT NULL, after TEXT NOT NULL, comment TEXT
+);
+"""
+
+
+class CalibrationError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class FieldCalibration:
+    def __init__(self, outbox: Any) -> None:
+        self._db = sqlite3.connect(outbox.path, check_same_thread=False, isolation_level=None,
+                                   timeout=10.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self.active: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in self._db.execute("SELECT id, key, quantity, gain, offset, at FROM "
+                                    "field_calibration ORDER BY n"):
+            self.active[(row[1], row[2])] = {"id": row[0], "gain": row[3], "offset": row[4],
+                                             "at": row[5]}
+        self.last: dict[tuple[str, str], tuple[float, float]] = {}  # uncorrected (ts, value)
+
+    # -- before the commit: every reading of a calibrated quantity is corrected ----------
+
+    def wrap(self, outbox: Any) -> None:
+        add = outbox.add
+
+        def corrected(items: Any, **kw: Any) -> list[int]:
+            result: list[int] = add([self._correct(t, r) for t, r in items], **kw)
+            return result
+
+        outbox.add = corrected
+
+    def _correct(self, topic: str, r: Any) -> tuple[str, Any]:
+        if r.value is None or r.lane == Lane.ALARM or r.extra.get("source") == "manual":
+            return topic, r
+        for key in (r.sensor, r.channel):
+            if key is None:
+                continue
+            k = (str(key), r.quantity)
+            self.last[k] = (r.ts.timestamp(), float(r.value))
+            cal = self.active.get(k)
+            if cal is None:
+                continue
+            value = cal["gain"] * float(r.value) + cal["offset"]
+            field = {"id": cal["id"], "gain": cal["gain"], "offset": cal["offset"],
+                     "uncorrected": r.value}
+            return topic, replace(r, value=value,
+                                  calibration={**(r.calibration or {}), "field": field})
+        return topic, r
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _quantity(self, key: str, quantity: str | None) -> str:
+        seen = sorted(q for k, q in self.last if k == key)
+        if quantity is not None:
+            if quantity not in seen:
+                raise CalibrationError("no_reading", f"no reading of {key} {quantity} yet; "
+                                       f"quantities seen: {', '.join(seen) or 'none'}")
+            return quantity
+        if len(seen) != 1:
+            raise CalibrationError("which_quantity" if seen else "no_reading",
+                                   f"{key}: give --quantity, one of {', '.join(seen)}" if seen
+                                   else f"no reading of {key!r} yet: nothing to calibrate")
+        return seen[0]
+
+    def calibrate(self, key: str, method: str, by: str, *, quantity: str | None = None,
+                  reference: float = 0.0, points: list[list[float]] | None = None,
+                  comment: str | None = None) -> dict[str, Any]:
+        with self._lock:
+            q = self._quantity(key, quantity)
+            old = self.active.get((key, q), {"id": None, "gain": 1.0, "offset": 0.0})
+            ts, raw = self.last[(key, q)]
+            if method == "zero":
+                gain = float(old["gain"])
+                offset = reference - gain * raw
+            elif method == "two-point":
+                if not points or len(points) != 2:
+                    raise CalibrationError("bad_points", "two-point needs two READING=REF")
+                (x1, r1), (x2, r2) = points
+                if x1 == x2:
+                    raise CalibrationError("bad_points", "the two readings must differ")
+                gain = (r2 - r1) / (x2 - x1)
+                offset = r1 - gain * x1
+            else:
+                raise CalibrationError("bad_method", f"no method {method!r}")
+            now = time.time()
+            n = 1 + int(self._db.execute("SELECT COUNT(*) FROM field_calibration").fetchone()[0])
+            cal_id = f"field-{n}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}"
+            before = {"id": old["id"], "gain": old["gain"], "offset": old["offset"],
+                      "value": old["gain"] * raw + old["offset"], "uncorrected": raw,
+                      "reading_ts": format_ts_epoch(ts)}
+            after = {"id": cal_id, "gain": gain, "offset": offset, "value": gain * raw + offset}
+            self._db.execute(
+                "INSERT INTO field_calibration(id, key, quantity, gain, offset, method, by, at,"
+                " before, after, comment) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (cal_id, key, q, gain, offset, method, by, now, json.dumps(before),
+                 json.dumps(after), comment))
+            self.active[(key, q)] = {"id": cal_id, "gain": gain, "offset": offset, "at": now}
+        log.info("field_calibration", sensor=key, quantity=q, id=cal_id, by=by,
+                 gain=gain, offset=offset)
+        return {"id": cal_id, "sensor": key, "quantity": q, "method": method, "by": by,
+                "at": format_ts_epoch(now), "before": before, "after": after}
+
+    def history(self, key: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT id, key, quantity, gain, offset, method, by, at, before, after, comment"
+                " FROM field_calibration" + (" WHERE key=?" if key else "") + " ORDER BY n",
+                (key,) if key else ())
+            return [{"id": r[0], "sensor": r[1], "quantity": r[2], "gain": r[3],
+                     "offset": r[4], "method": r[5], "by": r[6], "at": format_ts_epoch(r[7]),
+                     "before": json.loads(r[8]), "after": json.loads(r[9]), "comment": r[10]}
+                    for r in cur]
+
+    def register(self, server: Any) -> None:
+        from ..control import RequestError
+
+        def cal(args: dict[str, Any]) -> Any:
+            try:
+                return self.calibrate(args["sensor"], args["method"], args.get("by") or
+                                      "unknown", quantity=args.get("quantity"),
+                                      reference=float(args.get("reference", 0.0)),
+                                      points=args.get("points"), comment=args.get("comment"))
+            except CalibrationError as err:
+                raise RequestError(err.code, err.message) from None
+
+        server.register("calibrate", cal, params={
+            "sensor": str, "method": str, "by": str, "quantity": str,
+            "reference": (int, float), "points": list, "comment": str},
+            required=("sensor", "method"))
+        server.register("calibration_history", lambda a: {"history": self.history(
+            a.get("sensor"))}, params={"sensor": str})
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def format_ts_epoch(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return format_ts(datetime.fromtimestamp(t, UTC))
