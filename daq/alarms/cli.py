@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
 
 
 def _socket(args: argparse.Namespace) -> Any:
-    from ..control import find_socket
+    from ..control_client import find_socket
 
     state = None
     if args.config and not args.state_dir:
@@ -100,7 +100,8 @@ def _login() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..control import Client, ControlUnavailable, RequestError
+    from ..control import RequestError
+    from ..control_client import Client, ControlDenied, ControlUnavailable
     from ..errors import ConfigError
 
     try:
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Client(sock, timeout=30.0) as c:
             out = c.call(cmd, **body)
-    except ControlUnavailable as err:
+    except (ControlUnavailable, ControlDenied) as err:
         print(f"daq alarm: {err} (alarm commands need the running daemon)", file=sys.stderr)
         return 1
     except RequestError as err:

@@ -47,7 +47,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..control import Client, ControlUnavailable, RequestError, find_socket
+    from ..control import RequestError
+    from ..control_client import Client, ControlDenied, ControlUnavailable, find_socket
 
     try:
         points = [[float(x) for x in p.split("=", 1)] for p in args.point]
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Client(find_socket(args.state_dir, state), timeout=30.0) as c:
             out = c.call(cmd, **body)
-    except ControlUnavailable as err:
+    except (ControlUnavailable, ControlDenied) as err:
         print(f"daq calibrate: {err} (calibration needs the running daemon)", file=sys.stderr)
         return 1
     except RequestError as err:

@@ -135,14 +135,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def send(cfg: Any, args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
-    from ..control import Client, ControlUnavailable, RequestError, find_socket
+    from ..control import RequestError
+    from ..control_client import Client, ControlDenied, ControlUnavailable, find_socket
 
     done = []
     try:
         with Client(find_socket(args.state_dir, cfg.state_dir), timeout=30.0) as c:
             for it in items:
                 done.append(c.call("manual_add", **it))
-    except ControlUnavailable as err:
+    except (ControlUnavailable, ControlDenied) as err:
         print(f"daq manual: {err} (entering readings needs the running daemon); "
               f"{len(done)} of {len(items)} entered", file=sys.stderr)
         return 1
