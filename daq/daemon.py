@@ -221,7 +221,7 @@ class Daemon:
                                        ack_interval=cfg.outbox.commit_interval)
         self.gnss: Any = None
         if cfg.gnss is not None:  # GNSS recording and session solving (daq/gnss/recorder.py)
-            from .gnss.recorder import GnssService
+            from .gnss.sessions.recorder import GnssService
 
             self.gnss = GnssService(cfg.gnss, self.state_dir, self.outbox,
                                     on_commit=self._wake_publisher)

@@ -1,6 +1,6 @@
 """GNSS in the running daemon, end to end (issues 4 and 5).
 
-Receivers are simulated through pseudo-terminals by :class:`daq.gnss.replay.Replayer`,
+Receivers are simulated through pseudo-terminals by :class:`daq.gnss.replay.player.Replayer`,
 time-accelerated; the daemon runs as its own process (``python -m daq run``) and publishes
 to a mosquitto started for the test. The data is real: the RTCM 3 log of a reference
 station (raw/f9p_2021) and the F9P 4-h base + rover session re-encoded as RTCM 3 MSM7 with
@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from daq.gnss.baseline import SolverOptions, solve_baseline
-from daq.gnss.deformation import DamAxes
 from daq.gnss.obs import GNSSTime
-from daq.gnss.replay import PtyWriter, Replayer, open_pty, rinex_to_rtcm
+from daq.gnss.replay.player import PtyWriter, Replayer, open_pty, rinex_to_rtcm
 from daq.gnss.rinex import read_nav, read_obs
-from daq.gnss.stream import summarise
+from daq.gnss.solver.baseline import SolverOptions, solve_baseline
+from daq.gnss.solver.deformation import DamAxes
+from daq.gnss.streams.stream import summarise
 
 from .conftest import Broker, DaemonProcess, Subscriber, validator, wait_for
 

@@ -3,7 +3,7 @@ session store, the solver thread's results and alarms in a real outbox, a port t
 disappears.
 
 Receiver data is real: the RTCM 3 reference-station log (raw/f9p_2021) and the F9P 4-h
-RINEX session re-encoded as RTCM 3 MSM7 + ephemerides (``daq.gnss.replay.rinex_to_rtcm``),
+RINEX session re-encoded as RTCM 3 MSM7 + ephemerides (``daq.gnss.replay.player.rinex_to_rtcm``),
 decoded by the same code the daemon runs.
 """
 
@@ -22,15 +22,15 @@ from structlog.testing import capture_logs
 
 from daq.config import loads
 from daq.errors import ConfigError
-from daq.gnss.baseline import SolverOptions, solve_baseline
 from daq.gnss.gnss_config import GNSS, GnssConfig, build
-from daq.gnss.ingest import StreamIngest
 from daq.gnss.obs import GNSSTime
-from daq.gnss.recorder import StreamRecorder
-from daq.gnss.replay import rinex_to_rtcm
-from daq.gnss.rinex_write import observed_types
-from daq.gnss.sessions import SessionStore
-from daq.gnss.solving import SessionSolver
+from daq.gnss.replay.player import rinex_to_rtcm
+from daq.gnss.rinex.writer import observed_types
+from daq.gnss.sessions.ingest import StreamIngest
+from daq.gnss.sessions.recorder import StreamRecorder
+from daq.gnss.sessions.solving import SessionSolver
+from daq.gnss.sessions.store import SessionStore
+from daq.gnss.solver.baseline import SolverOptions, solve_baseline
 from daq.outbox import Outbox
 from daq.schema import Ctx, load_yaml
 
@@ -232,7 +232,7 @@ def test_observations_wait_for_a_week_then_the_clock_decides_if_none_comes(
 
 
 def _frames(data: bytes) -> list[Any]:
-    from daq.gnss.framing import Framer
+    from daq.gnss.streams.framing import Framer
 
     f = Framer()
     return f.feed(data) + f.flush()

@@ -15,19 +15,19 @@ from pathlib import Path
 import pytest
 import serial
 
-from daq.gnss.framing import Framer
 from daq.gnss.obs import GNSSTime
-from daq.gnss.records import ObsEpoch as RecEpoch
-from daq.gnss.replay import (
+from daq.gnss.replay.outputs import TcpServer, open_output
+from daq.gnss.replay.player import (
     PtyWriter,
     Replayer,
     open_pty,
     raw_log_chunks,
     rinex_to_rtcm,
 )
-from daq.gnss.replay_out import TcpServer, open_output
-from daq.gnss.stream import GnssStream
-from daq.gnss.to_model import EpochAssembler
+from daq.gnss.streams.framing import Framer
+from daq.gnss.streams.records import ObsEpoch as RecEpoch
+from daq.gnss.streams.stream import GnssStream
+from daq.gnss.streams.to_model import EpochAssembler
 
 REPO = Path(__file__).resolve().parents[1]
 GNSS = (REPO / ".." / "shared" / "data" / "gnss").resolve()
@@ -207,7 +207,7 @@ def test_open_output_accepts_pty_tcpsvr_and_pyserial_urls() -> None:
 def test_cli_replay_prints_the_pty_path_and_plays_the_log_into_it() -> None:
     """``daq gnss replay FILE --to pty --speed 200``: first stdout line is the pty to
     open; the log's bytes arrive there; exit code 0 at the end."""
-    proc = subprocess.Popen([sys.executable, "-m", "daq.gnss.cli_replay", str(F9P_RTCM),
+    proc = subprocess.Popen([sys.executable, "-m", "daq.gnss.cli.replay", str(F9P_RTCM),
                              "--to", "pty", "--speed", "200", "--wait-reader", "10"],
                             stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
@@ -227,7 +227,7 @@ def test_cli_replay_prints_the_pty_path_and_plays_the_log_into_it() -> None:
 def test_cli_replay_bad_input_exits_2_with_a_message() -> None:
     for argv in (["/nonexistent.rtcm3"], [str(F9P_RTCM), "--speed", "0"],
                  ["--rinex", str(ROVER)]):
-        r = subprocess.run([sys.executable, "-m", "daq.gnss.cli_replay", *argv,
+        r = subprocess.run([sys.executable, "-m", "daq.gnss.cli.replay", *argv,
                             "--to", "loop://"], capture_output=True, text=True, cwd=REPO,
                            timeout=60)
         assert r.returncode == 2 and "daq gnss replay:" in r.stderr

@@ -13,8 +13,8 @@ import serial
 
 from daq.driver import discover
 from daq.errors import NoResponse, ProtocolError
-from daq.gnss.framing import nmea_checksum
-from daq.gnss.nmea_session import enu_offset, session_stats
+from daq.gnss.solver.receiver_rtk import enu_offset, session_stats
+from daq.gnss.streams.framing import nmea_checksum
 from daq.model import Quality
 from daq.schema import Ctx, load_yaml
 from daq.testing_serial import pty_pair

@@ -1,0 +1,221 @@
+"""One receiver's bytes → the session store (sans-I/O: the recorder thread owns the port).
+
+:class:`StreamIngest` feeds a :class:`~daq.gnss.streams.stream.GnssStream`, assembles observation
+records into whole epochs (:class:`~daq.gnss.streams.to_model.EpochAssembler`), converts broadcast
+ephemerides and RTCM 1005/1006 station positions, and appends everything to the
+:class:`~daq.gnss.sessions.store.SessionStore` under the stream's point. Nothing here raises on
+bad input: undecodable frames, epochs without a usable time and late epochs are counted.
+
+Time: RTCM MSM messages carry only the time of week. The week comes from the data itself
+(a UBX epoch's week, an RTCM 1013's MJD, a GPS/BeiDou ephemeris), then follows the epochs
+(so a week rollover is followed); until one is seen, records wait (up to ``max_pending``),
+then the system clock decides (logged once). A replayed old log is so dated by its own
+content, a live receiver by its first ephemeris or, failing that, the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from daq.gnss import obs
+from daq.gnss.streams.bits import Bits, DecodeError
+from daq.gnss.streams.framing import Frame
+from daq.gnss.streams.records import Ephemeris, ObsEpoch, Station, Unsupported
+from daq.gnss.streams.stream import GnssStream
+from daq.gnss.streams.to_model import EpochAssembler, glonass_ephemeris, kepler_ephemeris
+
+from .store import SessionStore
+
+log = structlog.get_logger("daq.gnss.sessions.ingest")
+
+WEEK_S = 604800.0
+_MJD_GPS0 = 44244          # MJD of 1980-01-06, GPS week 0
+_KINDS = {"rtcm3": ("rtcm3",), "ubx": ("ubx",), "auto": ("rtcm3", "ubx")}
+
+
+def clock_gps_seconds() -> float:
+    """The system clock as GPST seconds since 1980-01-06 (leap seconds from the table)."""
+    from datetime import UTC, datetime
+
+    return obs.GNSSTime.from_utc(datetime.now(UTC).replace(tzinfo=None)).gps_seconds
+
+
+def rtcm1013_gps_seconds(payload: bytes) -> float:
+    """RTCM 1013 (system parameters) → its GPST time in seconds since 1980-01-06.
+
+    DF051 MJD (16 bits), DF052 UTC seconds of day (17), DF053 count (5), DF054 leap
+    seconds GPS − UTC (8)."""
+    b = Bits(payload)
+    if b.u(12) != 1013:
+        raise DecodeError("not_1013")
+    b.skip(12)
+    mjd, sod = b.u(16), b.u(17)
+    b.skip(5)
+    leap = b.u(8)
+    if mjd <= _MJD_GPS0 or sod >= 86400:
+        raise DecodeError("bad_time", f"MJD {mjd}, {sod} s")
+    return (mjd - _MJD_GPS0) * 86400.0 + sod + leap
+
+
+@dataclass
+class IngestCounters:
+    """What one stream delivered; ``decode_errors`` by ``kind:reason``."""
+
+    bytes: int = 0
+    frames: int = 0
+    epochs: int = 0
+    epochs_dropped: int = 0      # late, out of order, or no usable time
+    ephemerides: int = 0
+    stations: int = 0
+    ignored_frames: int = 0      # frames of a format the stream is not configured for
+    decode_errors: dict[str, int] = field(default_factory=dict)
+    last_epoch_gps: float | None = None
+    time_source: str | None = None   # ubx | rtcm1013 | ephemeris | clock
+
+    def to_json(self) -> dict[str, Any]:
+        last = (None if self.last_epoch_gps is None else
+                obs.GNSSTime.from_seconds(self.last_epoch_gps).to_utc().isoformat() + "Z")
+        return {"bytes": self.bytes, "frames": self.frames, "epochs": self.epochs,
+                "epochs_dropped": self.epochs_dropped, "ephemerides": self.ephemerides,
+                "stations": self.stations, "ignored_frames": self.ignored_frames,
+                "decode_errors": dict(self.decode_errors), "last_epoch": last,
+                "time_source": self.time_source}
+
+
+class StreamIngest:
+    """Bytes of one receiver in, session-store records out (one instance per stream)."""
+
+    def __init__(self, name: str, point: str, store: SessionStore, *, fmt: str = "auto",
+                 leap_seconds: int = 18, max_pending: int = 600,
+                 clock: Callable[[], float] = clock_gps_seconds) -> None:
+        self.name, self.point, self.store = name, point, store
+        self.kinds = _KINDS[fmt]
+        self.stream = GnssStream(leap_seconds)
+        self.assembler = EpochAssembler()
+        self.clock, self.max_pending = clock, max_pending
+        self.counters = IngestCounters()
+        self.station: Station | None = None
+        self._ref: float | None = None          # a GPST instant near the data (s)
+        self._pending: list[ObsEpoch] = []
+        self._pending_eph: list[Ephemeris] = []
+        self.on_epoch: Callable[[float], None] | None = None   # GPST s of each stored epoch
+
+    # -- input ----------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        self.counters.bytes += len(data)
+        pairs = self.stream.feed(data)
+        self._handle(pairs)
+
+    def flush(self) -> None:
+        """At the end of input: decode what the framer holds, store the last epoch."""
+        self._handle(self.stream.flush())
+        for ep in self.assembler.flush():
+            self._store_epoch(ep)
+
+    def _handle(self, pairs: list[tuple[Frame, Any]]) -> None:
+        for frame, record in pairs:
+            self.counters.frames += 1
+            if frame.kind == "nmea" or frame.kind not in self.kinds:
+                self.counters.ignored_frames += 1
+                continue
+            try:
+                self._record(frame, record)
+            except Exception as err:  # a conversion bug costs one record, never the stream
+                key = f"{frame.kind}:convert_{type(err).__name__}"
+                self.counters.decode_errors[key] = self.counters.decode_errors.get(key, 0) + 1
+        self.counters.decode_errors.update(self.stream.decode_errors)
+
+    def _record(self, frame: Frame, record: Any) -> None:
+        if isinstance(record, ObsEpoch):
+            self._observation(record)
+        elif isinstance(record, Ephemeris):
+            self._ephemeris(record)
+        elif isinstance(record, Station):
+            self._station(record)
+        elif isinstance(record, Unsupported) and record.msg == 1013 and self._ref is None:
+            try:
+                self._set_time(rtcm1013_gps_seconds(frame.payload), "rtcm1013")
+            except DecodeError as err:
+                key = f"rtcm3:1013_{err.reason}"
+                self.counters.decode_errors[key] = self.counters.decode_errors.get(key, 0) + 1
+
+    # -- time -----------------------------------------------------------------------------
+
+    def _set_time(self, gps_seconds: float, source: str) -> None:
+        first = self._ref is None
+        self._ref = gps_seconds
+        if first:
+            self.counters.time_source = source
+            log.info("gnss_stream_time_known", stream=self.name, source=source)
+            pending, self._pending = self._pending, []
+            for rec in pending:
+                self._observation(rec)
+            eph, self._pending_eph = self._pending_eph, []
+            for e in eph:
+                self._ephemeris(e)
+
+    def _observation(self, rec: ObsEpoch) -> None:
+        if rec.week is not None and rec.tow is not None:
+            self._set_time(rec.week * WEEK_S + rec.tow, "ubx")
+        if self._ref is None:
+            self._pending.append(rec)
+            if len(self._pending) > self.max_pending:
+                log.warning("gnss_stream_time_from_clock", stream=self.name,
+                            hint="no week in the data (RTCM 1013, ephemeris, UBX) yet")
+                self._set_time(self.clock(), "clock")
+            return
+        if rec.tow is None:
+            self.counters.epochs_dropped += 1
+            return
+        week = round((self._ref - rec.tow) / WEEK_S)
+        if self.assembler.week is not None and week != self.assembler.week:
+            for ep in self.assembler.flush():   # the previous epoch keeps its own week
+                self._store_epoch(ep)
+        self.assembler.week = week
+        for ep in self.assembler.add(rec):
+            self._store_epoch(ep)
+
+    def _store_epoch(self, ep: obs.ObsEpoch) -> None:
+        t = ep.time.gps_seconds
+        self._ref = t
+        if self.store.add_epoch(self.point, ep):
+            self.counters.epochs += 1
+            self.counters.last_epoch_gps = t
+            if self.on_epoch is not None:
+                self.on_epoch(t)
+        else:
+            self.counters.epochs_dropped += 1
+
+    # -- ephemerides and stations ---------------------------------------------------------
+
+    def _ephemeris(self, e: Ephemeris) -> None:
+        ref_week = int((self._ref if self._ref is not None else self.clock()) // WEEK_S)
+        if e.sys == "R":
+            if self._ref is None:
+                self._pending_eph.append(e)
+                return
+            utc = obs.GNSSTime.from_seconds(self._ref).to_utc()
+            eph: obs.Ephemeris = glonass_ephemeris(e, utc)
+        else:
+            k = kepler_ephemeris(e, ref_week)
+            eph = k
+            if self._ref is None and e.sys in "GCE":
+                self._set_time(k.toe_time.to_scale("GPST").gps_seconds, "ephemeris")
+        self.counters.ephemerides += 1
+        self.store.add_ephemeris(self.point, eph)
+
+    def _station(self, st: Station) -> None:
+        self.counters.stations += 1
+        old = self.station
+        self.station = st
+        if old is None or (old.x, old.y, old.z, old.height) != (st.x, st.y, st.z, st.height):
+            header = obs.ObsHeader(marker_name=self.point, approx_xyz=(st.x, st.y, st.z),
+                                   antenna_delta_hen=(st.height or 0.0, 0.0, 0.0))
+            self.store.set_header(self.point, header)
+            log.info("gnss_station_position", stream=self.name, point=self.point,
+                     x=st.x, y=st.y, z=st.z, height=st.height)
