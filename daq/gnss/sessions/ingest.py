@@ -22,9 +22,8 @@ from typing import Any
 import structlog
 
 from daq.gnss import obs
-from daq.gnss.streams.bits import Bits, DecodeError
 from daq.gnss.streams.framing import Frame
-from daq.gnss.streams.records import Ephemeris, ObsEpoch, Station, Unsupported
+from daq.gnss.streams.records import Ephemeris, ObsEpoch, Station, SystemTime
 from daq.gnss.streams.stream import GnssStream
 from daq.gnss.streams.to_model import EpochAssembler, glonass_ephemeris, kepler_ephemeris
 
@@ -33,7 +32,6 @@ from .store import SessionStore
 log = structlog.get_logger("daq.gnss.sessions.ingest")
 
 WEEK_S = 604800.0
-_MJD_GPS0 = 44244          # MJD of 1980-01-06, GPS week 0
 _KINDS = {"rtcm3": ("rtcm3",), "ubx": ("ubx",), "auto": ("rtcm3", "ubx")}
 
 
@@ -42,23 +40,6 @@ def clock_gps_seconds() -> float:
     from datetime import UTC, datetime
 
     return obs.GNSSTime.from_utc(datetime.now(UTC).replace(tzinfo=None)).gps_seconds
-
-
-def rtcm1013_gps_seconds(payload: bytes) -> float:
-    """RTCM 1013 (system parameters) → its GPST time in seconds since 1980-01-06.
-
-    DF051 MJD (16 bits), DF052 UTC seconds of day (17), DF053 count (5), DF054 leap
-    seconds GPS − UTC (8)."""
-    b = Bits(payload)
-    if b.u(12) != 1013:
-        raise DecodeError("not_1013")
-    b.skip(12)
-    mjd, sod = b.u(16), b.u(17)
-    b.skip(5)
-    leap = b.u(8)
-    if mjd <= _MJD_GPS0 or sod >= 86400:
-        raise DecodeError("bad_time", f"MJD {mjd}, {sod} s")
-    return (mjd - _MJD_GPS0) * 86400.0 + sod + leap
 
 
 @dataclass
@@ -137,12 +118,8 @@ class StreamIngest:
             self._ephemeris(record)
         elif isinstance(record, Station):
             self._station(record)
-        elif isinstance(record, Unsupported) and record.msg == 1013 and self._ref is None:
-            try:
-                self._set_time(rtcm1013_gps_seconds(frame.payload), "rtcm1013")
-            except DecodeError as err:
-                key = f"rtcm3:1013_{err.reason}"
-                self.counters.decode_errors[key] = self.counters.decode_errors.get(key, 0) + 1
+        elif isinstance(record, SystemTime) and self._ref is None:
+            self._set_time(record.gps_seconds, record.source)
 
     # -- time -----------------------------------------------------------------------------
 

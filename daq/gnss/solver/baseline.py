@@ -1,6 +1,6 @@
 """Static GNSS baseline from a session of base + rover observations (double differences).
 
-Method (see ``SOLVER.md``): DD code and carrier phase per system and band (GPS L1/L2,
+Method (see ``README.md``): DD code and carrier phase per system and band (GPS L1/L2,
 BeiDou B1I/B2I, Galileo E1/E5b), RTKLIB's observation model (Saastamoinen hydrostatic
 troposphere with the Niell mapping, elevation-dependent weights, 15° mask), a float
 batch least-squares over the whole session (rover position + one single-difference

@@ -79,3 +79,11 @@ class Unsupported:
 
     kind: str
     msg: object
+
+
+@dataclass(slots=True)
+class SystemTime:
+    """A full GPST instant a message carries (RTCM 1013): dates a stream that has only TOW."""
+
+    source: str              # "rtcm1013"
+    gps_seconds: float       # GPST seconds since 1980-01-06
