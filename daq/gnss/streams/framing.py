@@ -21,7 +21,8 @@ RTCM3_PREAMBLE = 0xD3
 UBX_SYNC = b"\xb5\x62"
 RTCM3_MAX_PAYLOAD = 1023          # 10-bit length field
 UBX_MAX_PAYLOAD = 8192            # the largest real message (MGA/LOG dumps) is far below
-NMEA_MAX_LEN = 256                # standard says 82; u-blox PUBX/GSV and others run longer
+NMEA_MAX_LEN = 256                # standard says 82 ($ to LF); some talkers run a little longer
+NMEA_PROPRIETARY_MAX_LEN = 4096   # $P… sentences have no limit: u-blox PUBX,03 is ~20 per SV
 
 # Reasons a candidate frame is rejected (keys of Framer.rejected).
 BAD_CRC = "rtcm3_crc"
@@ -34,8 +35,10 @@ TRUNCATED = "truncated"
 
 # '$' starts a sentence and never occurs inside one (NMEA 0183 reserved character): a
 # sentence cut short is therefore never glued to the next one.
-_NMEA_LINE = re.compile(rb"\$[\x20-\x23\x25-\x7e]{1,%d}?\*([0-9A-Fa-f]{2})\r?\n" % NMEA_MAX_LEN)
+_NMEA_LINE = re.compile(rb"\$[\x20-\x23\x25-\x7e]{1,%d}?\*([0-9A-Fa-f]{2})\r?\n"
+                        % NMEA_PROPRIETARY_MAX_LEN)
 _NMEA_SANE = re.compile(rb"\$[A-Z0-9]{2,10},[\x20-\x23\x25-\x7e]*\*[0-9A-Fa-f]{2}$")
+_ADDRESS_BYTE = [0x41 <= c <= 0x5A or 0x30 <= c <= 0x39 for c in range(256)]   # A-Z 0-9
 _PREAMBLES = re.compile(rb"[\xd3\xb5$]")
 
 
@@ -212,10 +215,18 @@ class Framer:
 
     def _nmea(self, out: list[Frame], final: bool) -> bool:
         buf = self._buf
+        if len(buf) < 3:
+            return not self._need_more(final)
+        if not (_ADDRESS_BYTE[buf[1]] and _ADDRESS_BYTE[buf[2]]):
+            self._skip(1)                      # a '$' inside binary data: not even a candidate
+            return True
+        limit = NMEA_PROPRIETARY_MAX_LEN if buf[1] == 0x50 else NMEA_MAX_LEN   # "$P…"
         m = _NMEA_LINE.match(buf)
+        if m is not None and m.end() > limit + 6:   # "$" + body + "*hh\r\n"
+            m = None                           # a standard sentence cannot be this long
         if m is None:
-            end = buf.find(b"\n", 0, NMEA_MAX_LEN + 8)
-            if end < 0 and len(buf) < NMEA_MAX_LEN + 8:
+            end = buf.find(b"\n", 0, limit + 8)
+            if end < 0 and len(buf) < limit + 8:
                 if len(buf) > 1 and not all(0x20 <= c <= 0x7E or c == 0x0D for c in buf[1:]):
                     self._reject(BAD_NMEA_FORMAT)  # binary inside: not a sentence
                     return True

@@ -1,0 +1,92 @@
+"""Defects found on real logs (issue 13, part 3): each test failed before its fix.
+
+- u-blox PUBX,03 (613–617 characters in the F9P log) was rejected as ``nmea_format``;
+- a ``$`` inside binary data was counted as a malformed sentence;
+- ``daq gnss decode`` reported a span of 604 799 s for a log crossing the GPS week.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from daq.gnss.streams.framing import (
+    BAD_NMEA_FORMAT,
+    NMEA_MAX_LEN,
+    NMEA_PROPRIETARY_MAX_LEN,
+    Framer,
+    nmea_checksum,
+)
+
+DATA = (Path(__file__).resolve().parents[1] / "../shared/data/gnss").resolve()
+F9P_UBX = DATA / "raw/f9p_2021/20210809-121012-ubx-nmea-data.ubx"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"GNSS data folder {DATA} absent")
+
+
+def sentence(body: str) -> bytes:
+    return f"${body}*{nmea_checksum(body.encode()):02X}\r\n".encode()
+
+
+def pubx03(n_sv: int) -> bytes:
+    """A u-blox PUBX,03 satellite-status sentence with ``n_sv`` satellites (~20 chars each)."""
+    svs = ",".join(f"{sv},U,{(sv * 37) % 360:03d},{sv % 90:02d},{30 + sv % 20},064"
+                   for sv in range(1, n_sv + 1))
+    return sentence(f"PUBX,03,{n_sv:02d},{svs}")
+
+
+def test_a_long_proprietary_sentence_is_framed_and_a_long_standard_one_is_not() -> None:
+    long_pubx = pubx03(32)
+    assert 600 < len(long_pubx) < NMEA_PROPRIETARY_MAX_LEN
+    gsv = sentence("GPGSV," + "9," * 200 + "9")              # 400+ chars: not NMEA 0183
+    assert len(gsv) > NMEA_MAX_LEN + 8
+    fr = Framer()
+    frames = fr.feed(long_pubx + gsv + sentence("GPGGA,1,2") + pubx03(300)) + fr.flush()
+    assert [(f.kind, f.msg, f.raw) for f in frames] == [("nmea", "PUBX", long_pubx),
+                                                        ("nmea", "GPGGA", sentence("GPGGA,1,2"))]
+    assert dict(fr.rejected) == {BAD_NMEA_FORMAT: 2}    # the long GSV, the 6000-char PUBX
+    assert fr.bytes_in == fr.bytes_framed + fr.bytes_skipped
+
+
+def test_a_proprietary_sentence_split_over_many_chunks_is_framed() -> None:
+    data = pubx03(30)
+    fr = Framer()
+    frames = [f for i in range(0, len(data), 7) for f in fr.feed(data[i:i + 7])]
+    assert [f.raw for f in frames] == [data] and not fr.rejected
+
+
+def test_a_dollar_byte_inside_binary_data_is_skipped_not_counted_as_a_bad_sentence() -> None:
+    fr = Framer()
+    frames = fr.feed(b"\x01$\x05\x03\x07\x00$E\x06\x05" + sentence("GPGGA,1,2")) + fr.flush()
+    assert [f.msg for f in frames] == ["GPGGA"]
+    assert not fr.rejected and fr.bytes_skipped == 10
+
+
+@needs_data
+def test_every_valid_pubx_sentence_of_the_real_f9p_log_is_framed() -> None:
+    """Oracle: a plain regex over the file for complete PUBX sentences with a good checksum."""
+    data = F9P_UBX.read_bytes()
+    valid = valid_pubx(data)
+    assert valid["03"] == 379 and valid["00"] > 500 and valid["04"] > 500
+    fr = Framer()
+    framed: dict[str, int] = {}
+    for f in fr.feed(data) + fr.flush():
+        if f.kind == "nmea" and f.msg == "PUBX":
+            kind = f.payload[6:8].decode()
+            framed[kind] = framed.get(kind, 0) + 1
+    assert framed == valid
+    # what is still rejected is really damaged: a sentence cut by a binary frame (its start
+    # has no valid checksum anywhere) or a bad checksum; never a '$' byte inside binary data
+    candidates = len(re.findall(rb"\$[A-Z0-9]{2}", data))
+    good = sum(nmea_checksum(m.group(1)) == int(m.group(2), 16) for m in re.finditer(
+        rb"\$([A-Z0-9]{2}[\x20-\x23\x25-\x7e]*)\*([0-9A-F]{2})\r\n", data))
+    assert sum(fr.rejected[k] for k in fr.rejected if k.startswith("nmea")) <= candidates - good
+
+
+def valid_pubx(data: bytes) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m in re.finditer(rb"\$(PUBX,(\d\d),[\x20-\x23\x25-\x7e]*)\*([0-9A-F]{2})\r\n", data):
+        if nmea_checksum(m.group(1)) == int(m.group(3), 16):
+            out[m.group(2).decode()] = out.get(m.group(2).decode(), 0) + 1
+    return out
