@@ -16,9 +16,12 @@ from daq.gnss.streams.framing import (
     BAD_NMEA_FORMAT,
     NMEA_MAX_LEN,
     NMEA_PROPRIETARY_MAX_LEN,
+    Frame,
     Framer,
     nmea_checksum,
 )
+from daq.gnss.streams.records import ObsEpoch
+from daq.gnss.streams.stream import StreamStats, summarise
 
 DATA = (Path(__file__).resolve().parents[1] / "../shared/data/gnss").resolve()
 F9P_UBX = DATA / "raw/f9p_2021/20210809-121012-ubx-nmea-data.ubx"
@@ -90,3 +93,33 @@ def valid_pubx(data: bytes) -> dict[str, int]:
         if nmea_checksum(m.group(1)) == int(m.group(3), 16):
             out[m.group(2).decode()] = out.get(m.group(2).decode(), 0) + 1
     return out
+
+
+GMSD = DATA / "raw/rtklib_samples/GMSD7_20121014.rtcm3"
+
+
+def _epochs_stats(tows: list[float]) -> dict[str, object]:
+    stats = StreamStats()
+    frame = Frame("rtcm3", 1077, b"", b"")
+    for tow in tows:
+        stats.add(frame, ObsEpoch("rtcm1077", "G", tow))
+    return stats.to_json()
+
+
+def test_the_span_of_epochs_across_the_gps_week_rollover_is_their_real_duration() -> None:
+    j = _epochs_stats([604797.0, 604798.0, 604799.0, 0.0, 1.0, 2.0])
+    assert (j["epochs"], j["span_s"], j["tow_first"], j["tow_last"]) == (6, 5.0, 604797.0, 2.0)
+    # a late message from before the rollover is not a week back in time
+    j = _epochs_stats([604798.0, 604799.0, 0.0, 604799.5, 1.0])
+    assert (j["epochs"], j["span_s"], j["tow_first"], j["tow_last"]) == (5, 3.0, 604798.0, 1.0)
+    j = _epochs_stats([100.0, 101.0])                       # nothing changes within a week
+    assert (j["span_s"], j["tow_first"], j["tow_last"]) == (1.0, 100.0, 101.0)
+
+
+@needs_data
+def test_decode_of_the_gmsd_log_that_crosses_the_week_reports_its_real_span() -> None:
+    """RTKLIB's GMSD sample (2012-10-14, a Sunday): 257 MSM epochs from TOW 604 784 s to
+    240 s of the next week (BeiDou stamped 14 s later: RTCM's BDT, see streams/README.md)."""
+    j = summarise(GMSD.read_bytes()).to_json()
+    assert j["messages"]["RTCM 1077"] == 257
+    assert (j["tow_first"], j["tow_last"], j["span_s"]) == (604784.0, 254.0, 270.0)

@@ -21,6 +21,7 @@ from .records import Ephemeris, ObsEpoch, Station
 from .rtcm3 import Rtcm3Decoder
 from .ubx import UbxDecoder
 
+WEEK_S = 604800.0
 UBX_NAMES = {(1, 1): "NAV-POSECEF", (1, 2): "NAV-POSLLH", (1, 7): "NAV-PVT",
              (1, 0x13): "NAV-HPPOSECEF", (1, 0x14): "NAV-HPPOSLLH", (2, 0x10): "RXM-RAW",
              (2, 0x11): "RXM-SFRB", (2, 0x13): "RXM-SFRBX", (2, 0x15): "RXM-RAWX"}
@@ -94,12 +95,14 @@ class StreamStats:
     rejected: Counter[str] = field(default_factory=Counter)
     decode_errors: Counter[str] = field(default_factory=Counter)
     skipped_bytes: int = 0
+    _weeks: int = field(default=0, repr=False)          # week rollovers seen so far
+    _last: float | None = field(default=None, repr=False)
 
     def add(self, frame: Frame, record: Any) -> None:
         self.messages[frame_name(frame)] += 1
         if isinstance(record, ObsEpoch):
             if record.tow is not None:
-                self.epochs.add(round(record.tow, 3))
+                self.epochs.add(round(self._unwrap(record.tow), 3))
             for s in record.signals:
                 self.systems[s.sys] += 1
                 self.satellites.setdefault(s.sys, set()).add(s.prn)
@@ -109,8 +112,23 @@ class StreamStats:
                 (st.x, st.y, st.z) == (record.x, record.y, record.z) for st in self.stations):
             self.stations.append(record)
 
+    def _unwrap(self, tow: float) -> float:
+        """Seconds of week → seconds since the first epoch's week, across week rollovers
+        (a jump back of more than half a week is the next week; forward, the previous)."""
+        if self._last is not None:
+            step = tow + self._weeks * WEEK_S - self._last
+            if step < -WEEK_S / 2:
+                self._weeks += 1
+            elif step > WEEK_S / 2:
+                self._weeks -= 1
+        t = tow + self._weeks * WEEK_S
+        self._last = t
+        return t
+
     def to_json(self) -> dict[str, Any]:
         span = (min(self.epochs), max(self.epochs)) if self.epochs else None
+        first, last = (round(span[0] % WEEK_S, 3), round(span[1] % WEEK_S, 3)) if span else (
+            None, None)
         return {
             "bytes": self.bytes,
             "messages": dict(sorted(self.messages.items())),
@@ -118,8 +136,8 @@ class StreamStats:
             "satellites": {k: sorted(v) for k, v in sorted(self.satellites.items())},
             "ephemerides": dict(sorted(self.ephemerides.items())),
             "epochs": len(self.epochs),
-            "tow_first": span[0] if span else None,
-            "tow_last": span[1] if span else None,
+            "tow_first": first,
+            "tow_last": last,
             "span_s": round(span[1] - span[0], 3) if span else None,
             "stations": [{"station": s.station, "x": s.x, "y": s.y, "z": s.z,
                           "height": s.height} for s in self.stations],
