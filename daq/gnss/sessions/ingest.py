@@ -10,7 +10,16 @@ Time: RTCM MSM messages carry only the time of week. The week comes from the dat
 (a UBX epoch's week, an RTCM 1013's MJD, a GPS/BeiDou ephemeris), then follows the epochs
 (so a week rollover is followed); until one is seen, records wait (up to ``max_pending``),
 then the system clock decides (logged once). A replayed old log is so dated by its own
-content, a live receiver by its first ephemeris or, failing that, the clock.
+content, a live receiver by its first ephemeris or, failing that, the clock. A time from
+the clock is provisional: the first time the data carries (1013, ephemeris, UBX week)
+replaces it, and if they disagree by more than ``CLOCK_TRUST_S`` the epochs dated by the
+wrong clock are set aside (the open session, renamed ``.misdated``; counted, logged).
+
+An epoch more than ``JUMP_S`` after the previous one (a receiver glitch, a corrupt time
+that passed the CRC) is held until ``CONFIRM_EPOCHS`` epochs confirm the new timeline (a
+receiver back after an outage); an epoch back on the old timeline drops the held ones
+(counted), so one future-dated epoch can neither close a session early nor move the
+daemon's data clock.
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ from .store import SessionStore
 log = structlog.get_logger("daq.gnss.sessions.ingest")
 
 WEEK_S = 604800.0
+CLOCK_TRUST_S = 3 * 3600.0  # data time farther than this from a clock-dated stream corrects it
+JUMP_S = 600.0              # an epoch this far past the previous one needs confirming ...
+CONFIRM_EPOCHS = 3          # ... by this many consecutive epochs (itself included)
 _KINDS = {"rtcm3": ("rtcm3",), "ubx": ("ubx",), "auto": ("rtcm3", "ubx")}
 
 
@@ -56,6 +68,8 @@ class IngestCounters:
     decode_errors: dict[str, int] = field(default_factory=dict)
     last_epoch_gps: float | None = None
     time_source: str | None = None   # ubx | rtcm1013 | ephemeris | clock
+    time_corrections: int = 0        # clock-dated stream re-dated by its data
+    time_jumps_rejected: int = 0     # future-dated epochs not confirmed by the next ones
 
     def to_json(self) -> dict[str, Any]:
         last = (None if self.last_epoch_gps is None else
@@ -64,7 +78,8 @@ class IngestCounters:
                 "epochs_dropped": self.epochs_dropped, "ephemerides": self.ephemerides,
                 "stations": self.stations, "ignored_frames": self.ignored_frames,
                 "decode_errors": dict(self.decode_errors), "last_epoch": last,
-                "time_source": self.time_source}
+                "time_source": self.time_source, "time_corrections": self.time_corrections,
+                "time_jumps_rejected": self.time_jumps_rejected}
 
 
 class StreamIngest:
@@ -83,6 +98,8 @@ class StreamIngest:
         self._ref: float | None = None          # a GPST instant near the data (s)
         self._pending: list[ObsEpoch] = []
         self._pending_eph: list[Ephemeris] = []
+        self._last_t: float | None = None       # GPST s of the last stored epoch
+        self._held: list[obs.ObsEpoch] = []     # epochs after a jump, waiting for confirmation
         self.on_epoch: Callable[[float], None] | None = None   # GPST s of each stored epoch
 
     # -- input ----------------------------------------------------------------------------
@@ -97,6 +114,8 @@ class StreamIngest:
         self._handle(self.stream.flush())
         for ep in self.assembler.flush():
             self._store_epoch(ep)
+        if self._held:          # never confirmed: a lone future session would block the store
+            self._reject_held()
 
     def _handle(self, pairs: list[tuple[Frame, Any]]) -> None:
         for frame, record in pairs:
@@ -118,12 +137,18 @@ class StreamIngest:
             self._ephemeris(record)
         elif isinstance(record, Station):
             self._station(record)
-        elif isinstance(record, SystemTime) and self._ref is None:
+        elif isinstance(record, SystemTime) and self._time_provisional():
             self._set_time(record.gps_seconds, record.source)
 
     # -- time -----------------------------------------------------------------------------
 
+    def _time_provisional(self) -> bool:
+        return self._ref is None or self.counters.time_source == "clock"
+
     def _set_time(self, gps_seconds: float, source: str) -> None:
+        if self._ref is not None and self.counters.time_source == "clock" and source != "clock":
+            self._correct_clock(gps_seconds, source)
+            return
         first = self._ref is None
         self._ref = gps_seconds
         if first:
@@ -135,6 +160,21 @@ class StreamIngest:
             eph, self._pending_eph = self._pending_eph, []
             for e in eph:
                 self._ephemeris(e)
+
+    def _correct_clock(self, gps_seconds: float, source: str) -> None:
+        """The data's own time replaces the clock's; far apart, the clock-dated epochs go."""
+        assert self._ref is not None
+        offset = gps_seconds - self._ref
+        self.counters.time_source = source
+        if abs(offset) <= CLOCK_TRUST_S:
+            return                                # the clock was right: now confirmed
+        self.counters.time_corrections += 1
+        log.warning("gnss_stream_time_corrected", stream=self.name, source=source,
+                    offset_s=round(offset), hint="the system clock is wrong; check NTP/RTC")
+        self.counters.epochs_dropped += len(self.assembler.flush()) + len(self._held)
+        self.assembler.week = None
+        self._held, self._last_t, self._ref = [], None, gps_seconds
+        self.store.set_aside(self.point, "misdated")
 
     def _observation(self, rec: ObsEpoch) -> None:
         if rec.week is not None and rec.tow is not None:
@@ -159,7 +199,35 @@ class StreamIngest:
 
     def _store_epoch(self, ep: obs.ObsEpoch) -> None:
         t = ep.time.gps_seconds
-        self._ref = t
+        if self._last_t is not None and t - self._last_t > JUMP_S:
+            held = self._held
+            if held and 0 < t - held[-1].time.gps_seconds <= JUMP_S:
+                held.append(ep)
+            else:
+                if held:
+                    self._reject_held()
+                self._held = [ep]
+            if len(self._held) >= CONFIRM_EPOCHS:
+                log.info("gnss_stream_time_jump", stream=self.name, gap_s=round(
+                    self._held[0].time.gps_seconds - self._last_t))
+                held, self._held, self._last_t = self._held, [], None
+                for h in held:
+                    self._commit(h)
+            return
+        if self._held:               # back on the old timeline: the jump was a bad epoch
+            self._reject_held()
+        self._commit(ep)
+
+    def _reject_held(self) -> None:
+        self.counters.epochs_dropped += len(self._held)
+        self.counters.time_jumps_rejected += 1
+        log.warning("gnss_epoch_time_jump_rejected", stream=self.name, epochs=len(self._held),
+                    gap_s=round(self._held[0].time.gps_seconds - (self._last_t or 0.0)))
+        self._held = []
+
+    def _commit(self, ep: obs.ObsEpoch) -> None:
+        t = ep.time.gps_seconds
+        self._ref = self._last_t = t
         if self.store.add_epoch(self.point, ep):
             self.counters.epochs += 1
             self.counters.last_epoch_gps = t
@@ -181,7 +249,7 @@ class StreamIngest:
         else:
             k = kepler_ephemeris(e, ref_week)
             eph = k
-            if self._ref is None and e.sys in "GCE":
+            if self._time_provisional() and e.sys in "GCE":
                 self._set_time(k.toe_time.to_scale("GPST").gps_seconds, "ephemeris")
         self.counters.ephemerides += 1
         self.store.add_ephemeris(self.point, eph)

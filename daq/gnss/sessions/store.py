@@ -92,7 +92,7 @@ class SessionStore:
         self.counters = dict.fromkeys(
             ("epochs", "ephemerides", "duplicate_ephemerides", "out_of_order", "late_epochs",
              "torn_bytes_dropped", "sessions_closed", "deleted_by_age", "deleted_by_size",
-             "hook_errors"), 0)
+             "hook_errors", "sessions_set_aside"), 0)
         self._open: dict[str, _Open] = {}
         self._headers: dict[str, ObsHeader] = {}
         self._latest: dict[str, dict[str, Ephemeris]] = {}
@@ -282,6 +282,23 @@ class SessionStore:
                 log.error("gnss_session_hook_failed", session=info.id, error=repr(err))
         self.apply_retention()  # after the hook: the solver sees the session first
         return info
+
+    def set_aside(self, point: str, why: str) -> Path | None:
+        """Take ``point``'s open session out of the way, unsolved (``<start>.<why>``): its
+        epochs were misdated (a wrong system clock); the file is kept for inspection."""
+        self._writable()
+        with self._lock:
+            cur = self._open.pop(point, None) or self._resume(point)
+            self._open.pop(point, None)
+            if cur is None:
+                return None
+            os.fsync(cur.fh.fileno())
+            cur.fh.close()
+            dest = cur.path.with_suffix(f".{why}")
+            os.replace(cur.path, dest)
+            self.counters["sessions_set_aside"] += 1
+            log.warning("gnss_session_set_aside", point=point, path=str(dest), why=why)
+            return dest
 
     def close(self) -> None:
         """Flush and release open files at shutdown; open sessions stay open on disk."""
