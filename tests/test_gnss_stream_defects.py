@@ -123,3 +123,36 @@ def test_decode_of_the_gmsd_log_that_crosses_the_week_reports_its_real_span() ->
     j = summarise(GMSD.read_bytes()).to_json()
     assert j["messages"]["RTCM 1077"] == 257
     assert (j["tow_first"], j["tow_last"], j["span_s"]) == (604784.0, 254.0, 270.0)
+
+
+def test_solve_accepts_a_negative_base_x_as_a_user_types_it() -> None:
+    """``--base-xyz -2078720.6,…`` (no ``=``) is the value, in every form a user writes."""
+    import argparse
+
+    from daq.gnss.cli import solve as cli_solve
+
+    parser = argparse.ArgumentParser(prog="daq gnss")
+    cli_solve.register(parser.add_subparsers(dest="command", required=True))
+    common = ["solve", "--rover", "r.obs", "--base", "b.obs", "--nav", "n.nav"]
+    for text, xyz in (("-2078720.6329,-5683487.5402,2007608.6397",
+                       (-2078720.6329, -5683487.5402, 2007608.6397)),
+                      ("-1.5e6, 2, -3", (-1.5e6, 2.0, -3.0)), ("-.5,0,0", (-0.5, 0.0, 0.0))):
+        args = parser.parse_args([*common, "--base-xyz", text, "--json"])
+        assert cli_solve._xyz(args.base_xyz) == xyz and args.json
+        args = parser.parse_args([*common, f"--base-xyz={text}"])
+        assert cli_solve._xyz(args.base_xyz) == xyz
+    with pytest.raises(SystemExit):          # an option is still an option
+        parser.parse_args([*common, "--base-xyz", "--json"])
+
+
+def test_daq_gnss_solve_with_a_negative_x_reaches_the_command(tmp_path: Path) -> None:
+    """Through the real ``daq`` entry point: the missing file is reported, not the syntax."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "daq", "gnss", "solve", "--rover",
+                        str(tmp_path / "missing.obs"), "--base", str(tmp_path / "b.obs"),
+                        "--nav", str(tmp_path / "n.nav"), "--base-xyz",
+                        "-2078720.6,-5683487.5,2007608.6"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "missing.obs" in r.stderr, r.stderr

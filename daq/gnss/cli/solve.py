@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from datetime import datetime
 from typing import Any, TextIO
@@ -22,18 +23,23 @@ from daq.gnss.obs import GNSSTime
 from daq.gnss.solver.baseline import BaselineSolution, SolverOptions, solve_baseline
 from daq.gnss.solver.deformation import deformation
 
+NEGATIVE_VALUE = re.compile(r"^-\.?\d[\d.eE+\-,\s]*$")   # -5, -.5, -2078720.6,-5683487.5,2e6
+
 
 def register(gnss_subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``solve`` sub-command to the ``daq gnss`` sub-parsers."""
     p: argparse.ArgumentParser = gnss_subparsers.add_parser(
         "solve", help="static baseline from RINEX (double differences, LAMBDA)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # "--base-xyz -2078720.6,…" as a user types it: argparse takes a word starting with "-"
+    # for an option unless it looks like a number; coordinate lists look like one here
+    p._negative_number_matcher = NEGATIVE_VALUE
     p.add_argument("--rover", required=True, help="rover RINEX observation file")
     p.add_argument("--base", required=True, help="base RINEX observation file")
     p.add_argument("--nav", required=True, action="append", help="RINEX navigation file "
                    "(repeat for several)")
     p.add_argument("--base-xyz", required=True,
-                   help="base ECEF X,Y,Z in metres (write --base-xyz=X,Y,Z if X < 0)")
+                   help="base ECEF X,Y,Z in metres")
     p.add_argument("--systems", default="GC", help="G (GPS), E (Galileo), C (BeiDou): 'GC'")
     p.add_argument("--frequencies", type=int, default=2, choices=(1, 2))
     p.add_argument("--start", help="first epoch, GPST 'YYYY-MM-DD HH:MM:SS'")
