@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from daq.gnss.replay.outputs import PtyWriter, open_output, wait_for_reader
+from daq.gnss.replay.outputs import Output, PtyWriter, open_output, wait_for_reader
 from daq.gnss.replay.player import Chunk, Replayer, rinex_to_rtcm
 
 PROG = "daq gnss replay"
@@ -104,29 +104,39 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: cannot open {args.to}: {err}", file=sys.stderr)
         return 1
     try:
-        print(out.where, flush=True)
-        if isinstance(out.write, PtyWriter) and args.wait_reader:
-            if not wait_for_reader(out.write.fd, args.wait_reader):
-                print(f"{PROG}: nobody opened {out.where}; playing anyway", file=sys.stderr)
-        rep = Replayer(source, out.write, speed=args.speed, start=args.start,
-                       loop=args.loop).start()
-        pace = "unpaced" if math.isinf(args.speed) else f"at {args.speed:g}x"
-        print(f"{PROG}: {name} → {out.where} {pace}", file=sys.stderr)
-        try:
-            while not rep.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            rep.stop()
-        dropped = getattr(out.write, "dropped", 0)
-        print(f"{PROG}: {rep.bytes_written} bytes in {rep.chunks_written} chunks"
-              + (f", {dropped} dropped (no reader)" if dropped else ""), file=sys.stderr)
-        if rep.error is not None:
-            detail = str(rep.error) or type(rep.error).__name__
-            print(f"{PROG}: {out.where}: {detail}", file=sys.stderr)
-            return 1
-        return 0
+        code = _play(args, source, name, out)
     finally:
-        out.close()
+        left = out.close()
+    if left:
+        print(f"{PROG}: {out.where}: {left if left > 0 else 'some'} bytes queued were not "
+              "read before the close (the reader stopped)", file=sys.stderr)
+        return 1
+    return code
+
+
+def _play(args: argparse.Namespace, source: bytes | Iterable[Chunk], name: str,
+          out: Output) -> int:
+    print(out.where, flush=True)
+    if isinstance(out.write, PtyWriter) and args.wait_reader:
+        if not wait_for_reader(out.write.fd, args.wait_reader):
+            print(f"{PROG}: nobody opened {out.where}; playing anyway", file=sys.stderr)
+    rep = Replayer(source, out.write, speed=args.speed, start=args.start,
+                   loop=args.loop).start()
+    pace = "unpaced" if math.isinf(args.speed) else f"at {args.speed:g}x"
+    print(f"{PROG}: {name} → {out.where} {pace}", file=sys.stderr)
+    try:
+        while not rep.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        rep.stop()
+    dropped = getattr(out.write, "dropped", 0)
+    print(f"{PROG}: {rep.bytes_written} bytes in {rep.chunks_written} chunks"
+          + (f", {dropped} dropped (no reader)" if dropped else ""), file=sys.stderr)
+    if rep.error is not None:
+        detail = str(rep.error) or type(rep.error).__name__
+        print(f"{PROG}: {out.where}: {detail}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,9 +4,12 @@
   line editing, no XON/XOFF), so RTCM/UBX bytes pass unchanged; the daemon opens
   ``slave_path`` like a serial port. Bytes written while no one has it open are lost on
   open (pyserial flushes its input), as with a real receiver on a cable.
-- :class:`PtyWriter`: writes to the master without ever blocking for long: when the
-  reader does not keep up for ``timeout`` seconds the rest of the chunk is dropped and
-  counted in ``dropped`` (a real receiver does not wait either).
+- :class:`PtyWriter`: writes to the master; when nobody has the slave open for
+  ``timeout`` seconds the rest of the chunk is dropped and counted in ``dropped`` (a real
+  receiver does not wait either). A reader that is there but slow (a loaded machine) is
+  waited for, up to ``stall`` seconds without progress: nothing it would read is lost.
+- :func:`drain_pty`: before the master closes (which discards what the slave has not read
+  yet), wait while the reader makes progress; what is left is returned, and reported.
 - :class:`TcpServer` (``tcpsvr://HOST:PORT``, as RTKLIB's str2str): every client that
   connects gets the stream from then on.
 - :func:`open_output` turns ``pty`` / ``tcpsvr://…`` / a device or pyserial URL into an
@@ -57,21 +60,32 @@ def wait_for_reader(master_fd: int, timeout: float, settle: float = 0.2) -> bool
     return True
 
 
-def drain_pty(slave_path: str, timeout: float = 5.0) -> int:
-    """Wait up to ``timeout`` s for the reader to take what is queued on the slave side
-    (closing the master drops it); returns the bytes still queued."""
+def drain_pty(master_fd: int, slave_path: str, stall: float = 30.0) -> int:
+    """Wait for the reader to take what is queued on the slave side (closing the master
+    drops it), as long as it makes progress within ``stall`` s; returns the bytes still
+    queued (0: all delivered, or nobody was reading)."""
+    try:
+        termios.tcdrain(master_fd)          # what the master still holds goes out first
+    except termios.error:
+        pass
+    if not pty_has_reader(master_fd):
+        return 0                            # nobody reads: nothing to wait for
     try:
         fd = os.open(slave_path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError:
-        return 0
+        return -1                           # cannot look: unknown
     try:
-        deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
         empty = 0
         while True:   # empty several times in a row: the kernel's flip buffer is out too
-            left = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+            left = int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0])
             empty = 0 if left else empty + 1
-            if empty >= 10 or time.monotonic() >= deadline:
-                return int(left)
+            if empty >= 10:
+                return 0
+            if left != last:
+                last, since = left, time.monotonic()
+            elif time.monotonic() - since > stall:
+                return left                 # the reader stopped reading
             time.sleep(0.02)
     finally:
         os.close(fd)
@@ -80,9 +94,9 @@ def drain_pty(slave_path: str, timeout: float = 5.0) -> int:
 class PtyWriter:
     """``write(data)`` to a pty master; drops (and counts) what waits over ``timeout`` s."""
 
-    def __init__(self, master_fd: int, timeout: float = 1.0) -> None:
+    def __init__(self, master_fd: int, timeout: float = 1.0, stall: float = 30.0) -> None:
         self.fd = master_fd
-        self.timeout = timeout
+        self.timeout, self.stall = timeout, stall
         self.dropped = 0
         os.set_blocking(master_fd, False)
 
@@ -91,13 +105,18 @@ class PtyWriter:
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
+        since = time.monotonic()
         while view:
             try:
                 n = os.write(self.fd, view)
             except BlockingIOError:
                 n = 0
+            if n:
+                since = time.monotonic()
             view = view[n:]
             if view and not select.select([], [self.fd], [], self.timeout)[1]:
+                if pty_has_reader(self.fd) and time.monotonic() - since < self.stall:
+                    continue                # a slow reader, not an absent one: wait
                 self.dropped += len(view)
                 return
 
@@ -154,10 +173,11 @@ class TcpServer:
 
 @dataclass
 class Output:
-    """An opened destination: ``write(bytes)``, ``close()``, ``where`` (what to open)."""
+    """An opened destination: ``write(bytes)``, ``close()`` (→ bytes left unread, 0 when
+    all were delivered), ``where`` (what to open)."""
 
     write: Callable[[bytes], object]
-    close: Callable[[], None]
+    close: Callable[[], int]
     where: str
 
 
@@ -166,14 +186,25 @@ def open_output(to: str) -> Output:
     if to == "pty":
         master, path = open_pty()
 
-        def close() -> None:
-            drain_pty(path)
-            os.close(master)
+        def close() -> int:
+            try:
+                return drain_pty(master, path)
+            finally:
+                os.close(master)
         return Output(PtyWriter(master), close, path)
     if to.startswith("tcpsvr://"):
         host, _, port = to[len("tcpsvr://"):].rpartition(":")
         server = TcpServer(host, int(port))
-        return Output(server, server.close, f"tcp://{host or '0.0.0.0'}:{server.port}")
+
+        def close_server() -> int:
+            server.close()
+            return 0
+        return Output(server, close_server, f"tcp://{host or '0.0.0.0'}:{server.port}")
     import serial  # pyserial: devices and URLs (socket://, rfc2217://, loop:// …)
     port_ = serial.serial_for_url(to, baudrate=115200, write_timeout=2.0)
-    return Output(port_.write, port_.close, to)
+
+    def close_port() -> int:
+        port_.flush()                       # tcdrain: every byte out before the close
+        port_.close()
+        return 0
+    return Output(port_.write, close_port, to)
