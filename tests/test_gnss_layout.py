@@ -138,3 +138,22 @@ def test_package_root_keeps_only_the_shared_model_and_configuration() -> None:
                                                           "obs.py"]
     assert sorted(p.name for p in GNSS.iterdir() if (p / "__init__.py").exists()) == \
         sorted(STAGES)
+
+
+def test_the_gnss_commands_load_numpy_and_the_solver_only_when_they_run() -> None:
+    """``daq gnss … --help`` (and every command that parses its arguments) registers the
+    GNSS commands without numpy, Numba or the solver: they load inside the command."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, argparse\n"
+             "from daq.gnss.cli import decode, replay, sessions, solve\n"
+             "p = argparse.ArgumentParser().add_subparsers()\n"
+             "for m in (decode, replay, sessions, solve):\n"
+             "    m.register(p)\n"
+             "print(sorted({'.'.join(m.split('.')[:3]) for m in sys.modules"
+             " if m.split('.')[0] in ('numpy', 'numba')"
+             " or m.startswith(('daq.gnss.solver', 'daq.gnss.sessions'))}))\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       timeout=300, check=True)
+    assert r.stdout.strip() == "[]", r.stdout

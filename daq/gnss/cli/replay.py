@@ -24,10 +24,12 @@ import math
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daq.gnss.replay.outputs import Output, PtyWriter, open_output, wait_for_reader
-from daq.gnss.replay.player import Chunk, Replayer, rinex_to_rtcm
+
+if TYPE_CHECKING:   # the player (numpy, RINEX) loads in run(): `daq --help` stays light
+    from daq.gnss.replay.player import Chunk
 
 PROG = "daq gnss replay"
 
@@ -71,6 +73,8 @@ def _xyz(text: str) -> tuple[float, float, float]:
 
 def _source(args: argparse.Namespace) -> tuple[bytes | Iterable[Chunk], str]:
     """The replay source and its name; raises ValueError/OSError on bad input."""
+    from daq.gnss.replay.player import rinex_to_rtcm
+
     if bool(args.file) == bool(args.rinex):
         raise ValueError("give either FILE or --rinex OBS")
     if args.file:
@@ -116,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _play(args: argparse.Namespace, source: bytes | Iterable[Chunk], name: str,
           out: Output) -> int:
+    from daq.gnss.replay.player import Replayer
+
     print(out.where, flush=True)
     if isinstance(out.write, PtyWriter) and args.wait_reader:
         if not wait_for_reader(out.write.fd, args.wait_reader):

@@ -13,11 +13,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daq.gnss.sessions.info import POINT_RE
-from daq.gnss.sessions.store import SessionStore, parse_session_id
+from daq.gnss.gnss_config import POINT_RE
 from daq.tables import render
+
+if TYPE_CHECKING:   # the store (numpy) loads in the commands: `daq --help` stays light
+    from daq.gnss.sessions.store import SessionStore
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -32,6 +34,8 @@ def _store(args: argparse.Namespace) -> SessionStore | None:
         print(f"daq: state directory {state} does not exist (give --state-dir)",
               file=sys.stderr)
         return None
+    from daq.gnss.sessions.store import SessionStore
+
     return SessionStore(state / "gnss", readonly=True)
 
 
@@ -64,6 +68,8 @@ def run_sessions(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export one session to ``--rinex DIR`` as RINEX 3.04 obs + nav."""
+    from daq.gnss.sessions.store import parse_session_id
+
     try:
         parse_session_id(args.session)
     except ValueError as err:

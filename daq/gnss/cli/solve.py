@@ -15,13 +15,10 @@ import math
 import re
 import sys
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import numpy as np
-
-from daq.gnss.obs import GNSSTime
-from daq.gnss.solver.baseline import BaselineSolution, SolverOptions, solve_baseline
-from daq.gnss.solver.deformation import deformation
+if TYPE_CHECKING:   # numpy, Numba and the solver load in run(): `daq --help` stays light
+    from daq.gnss.solver.baseline import BaselineSolution
 
 NEGATIVE_VALUE = re.compile(r"^-\.?\d[\d.eE+\-,\s]*$")   # -5, -.5, -2078720.6,-5683487.5,2e6
 
@@ -54,6 +51,8 @@ def register(gnss_subparsers: Any) -> argparse.ArgumentParser:
 def _gpst(text: str | None) -> float | None:
     if text is None:
         return None
+    from daq.gnss.obs import GNSSTime
+
     return GNSSTime.from_calendar(datetime.fromisoformat(text.strip()), "GPST").gps_seconds
 
 
@@ -82,6 +81,8 @@ class _Bar:
 
 
 def _text(sol: BaselineSolution) -> str:
+    from daq.gnss.solver.deformation import deformation
+
     def fmt(v: Any, nd: int = 4) -> str:
         return " ".join(f"{float(x):{nd + 8}.{nd}f}" for x in v)
     q = "1 (fixed)" if sol.fixed else "2 (float)" if math.isfinite(sol.float_enu[0]) else "0"
@@ -114,7 +115,11 @@ def _finite(v: Any) -> list[float | None]:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``daq gnss solve``; returns the exit code."""
+    import numpy as np
+
     from daq.gnss.rinex import read_nav, read_obs
+    from daq.gnss.solver.baseline import SolverOptions, solve_baseline
+    from daq.gnss.solver.deformation import deformation
 
     try:
         base_xyz = _xyz(args.base_xyz)
