@@ -269,7 +269,7 @@ def test_kill_9_while_writing_leaves_a_readable_session(tmp_path: Path, rover: O
         if line.strip() == "ready":
             break
     proc.kill()
-    proc.wait(timeout=10)
+    proc.wait(timeout=120)
     store = SessionStore(tmp_path, session_hours=4)
     obs, _ = store.load("K/20220225T1200Z")
     assert 201 <= len(obs.epochs) <= 600

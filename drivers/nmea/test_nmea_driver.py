@@ -44,9 +44,10 @@ def make(**options: Any) -> NmeaDriver:
 
 
 def send(fd: int, data: bytes, port: serial.Serial) -> None:
-    """Write as the receiver would and wait (≤ 1 s) until the port has every byte."""
+    """Write as the receiver would and wait until the port has every byte (≤ 30 s: a
+    loaded machine)."""
     os.write(fd, data)
-    deadline = time.monotonic() + 1.0
+    deadline = time.monotonic() + 30.0
     while port.in_waiting < len(data) and time.monotonic() < deadline:
         time.sleep(0.0005)
 
