@@ -12,7 +12,8 @@ Time: RTCM MSM messages carry only the time of week. The week comes from the dat
 then the system clock decides (logged once). A replayed old log is so dated by its own
 content, a live receiver by its first ephemeris or, failing that, the clock. A time from
 the clock is provisional: the first time the data carries (1013, ephemeris, UBX week)
-replaces it, and if they disagree by more than ``CLOCK_TRUST_S`` the epochs dated by the
+replaces it, and if they disagree by more than ``CLOCK_TRUST_S`` (half a week: only then
+was a week wrong; a stale ephemeris hours old is no reason) the epochs dated by the
 wrong clock are set aside (the open session, renamed ``.misdated``; counted, logged).
 
 An epoch more than ``JUMP_S`` after the previous one (a receiver glitch, a corrupt time
@@ -41,7 +42,7 @@ from .store import SessionStore
 log = structlog.get_logger("daq.gnss.sessions.ingest")
 
 WEEK_S = 604800.0
-CLOCK_TRUST_S = 3 * 3600.0  # data time farther than this from a clock-dated stream corrects it
+CLOCK_TRUST_S = WEEK_S / 2  # a clock off by less still gives every epoch its right week
 JUMP_S = 600.0              # an epoch this far past the previous one needs confirming ...
 CONFIRM_EPOCHS = 3          # ... by this many consecutive epochs (itself included)
 _KINDS = {"rtcm3": ("rtcm3",), "ubx": ("ubx",), "auto": ("rtcm3", "ubx")}
