@@ -60,6 +60,9 @@ def wait_for_reader(master_fd: int, timeout: float, settle: float = 0.2) -> bool
     return True
 
 
+QUIET_S = 2.0   # drain_pty: how long the reader's queue must stay empty
+
+
 def drain_pty(master_fd: int, slave_path: str, stall: float = 30.0) -> int:
     """Wait for the reader to take what is queued on the slave side (closing the master
     drops it), as long as it makes progress within ``stall`` s; returns the bytes still
@@ -76,11 +79,15 @@ def drain_pty(master_fd: int, slave_path: str, stall: float = 30.0) -> int:
         return -1                           # cannot look: unknown
     try:
         last, since = -1, time.monotonic()
-        empty = 0
-        while True:   # empty several times in a row: the kernel's flip buffer is out too
+        empty_since: float | None = None
+        while True:
+            # FIONREAD sees only the line discipline's 4 kB; up to 64 kB more wait in the
+            # kernel's flip buffer until a worker moves them, late on a loaded machine: so
+            # "empty" means empty for QUIET_S, not for one look
             left = int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0])
-            empty = 0 if left else empty + 1
-            if empty >= 10:
+            now = time.monotonic()
+            empty_since = None if left else (empty_since or now)
+            if empty_since is not None and now - empty_since >= QUIET_S:
                 return 0
             if left != last:
                 last, since = left, time.monotonic()
