@@ -22,8 +22,8 @@ from pathlib import Path
 from pyrtcm import RTCMReader
 from pyubx2 import UBXReader
 
-from daq.gnss.framing import Framer
-from daq.gnss.stream import GnssStream
+from daq.gnss.streams.framing import Framer
+from daq.gnss.streams.stream import GnssStream
 
 HERE = Path(__file__).resolve().parents[1]
 # What a receiver port carries per second at 1 Hz, GPS+GLO+GAL+BDS, dual frequency:

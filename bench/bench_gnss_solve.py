@@ -35,7 +35,7 @@ REPEAT = 3
 _COMPILE_PROBE = """
 import time
 t = time.perf_counter()
-from daq.gnss.baseline import warm_kernels
+from daq.gnss.solver.baseline import warm_kernels
 t_import = time.perf_counter() - t
 t = time.perf_counter()
 warm_kernels()
@@ -56,8 +56,8 @@ def rnx2rtkp_seconds(systems: str, workdir: Path) -> float:
 
 
 def ours_seconds(systems: str) -> tuple[float, float, str]:
-    from daq.gnss.baseline import SolverOptions, solve_baseline
     from daq.gnss.rinex import read_nav, read_obs
+    from daq.gnss.solver.baseline import SolverOptions, solve_baseline
 
     opts = SolverOptions(systems=systems)
     ends, solves = [], []

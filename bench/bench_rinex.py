@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daq.gnss.rinex import obs_to_text, read_nav, read_obs
-from daq.gnss.sessions import SessionStore
+from daq.gnss.sessions.store import SessionStore
 
 GNSS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gnss").resolve()
 FILES = [GNSS / "ppk_f9p_4h" / "base_2022-02-25_00-00-00_GNSS-1.obs",

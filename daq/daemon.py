@@ -220,8 +220,8 @@ class Daemon:
                                        health=self.health,
                                        ack_interval=cfg.outbox.commit_interval)
         self.gnss: Any = None
-        if cfg.gnss is not None:  # GNSS recording and session solving (daq/gnss/recorder.py)
-            from .gnss.recorder import GnssService
+        if cfg.gnss is not None:  # GNSS recording and session solving (daq/gnss/sessions/)
+            from .gnss.sessions.recorder import GnssService
 
             self.gnss = GnssService(cfg.gnss, self.state_dir, self.outbox,
                                     on_commit=self._wake_publisher)

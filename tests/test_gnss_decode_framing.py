@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pyubx2 import POLL, UBXMessage
 
-from daq.gnss import cli_decode
-from daq.gnss.framing import (
+from daq.gnss.cli import decode as cli_decode
+from daq.gnss.streams.framing import (
     BAD_CRC,
     BAD_NMEA_CHECKSUM,
     BAD_UBX_CHECKSUM,
@@ -48,7 +48,7 @@ def test_checksums_match_published_examples() -> None:
 
 
 def test_an_empty_rtcm_keep_alive_frame_is_framed_and_not_an_error() -> None:
-    from daq.gnss.stream import GnssStream
+    from daq.gnss.streams.stream import GnssStream
 
     stream = GnssStream()
     (pair,) = stream.feed(b"\xd3\x00\x00\x47\xea\x4b")

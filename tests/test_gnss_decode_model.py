@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from daq.gnss import obs
-from daq.gnss.records import Ephemeris, ObsEpoch
-from daq.gnss.rinex_nav import read_nav
-from daq.gnss.rinex_obs import read_obs
-from daq.gnss.stream import GnssStream
-from daq.gnss.to_model import (
+from daq.gnss.rinex.nav_reader import read_nav
+from daq.gnss.rinex.obs_reader import read_obs
+from daq.gnss.streams.records import Ephemeris, ObsEpoch
+from daq.gnss.streams.stream import GnssStream
+from daq.gnss.streams.to_model import (
     EpochAssembler,
     full_week,
     glonass_ephemeris,

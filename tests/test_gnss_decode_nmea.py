@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from pynmeagps import NMEAReader
 
-from daq.gnss import nmea
-from daq.gnss.bits import DecodeError
-from daq.gnss.framing import Framer, nmea_checksum
-from daq.gnss.nmea_session import EnuFix, enu_offset, geodetic_to_ecef, session_stats
-from daq.gnss.records import Unsupported
-from daq.gnss.stream import GnssStream
+from daq.gnss.solver.receiver_rtk import EnuFix, enu_offset, geodetic_to_ecef, session_stats
+from daq.gnss.streams import nmea
+from daq.gnss.streams.bits import DecodeError
+from daq.gnss.streams.framing import Framer, nmea_checksum
+from daq.gnss.streams.records import Unsupported
+from daq.gnss.streams.stream import GnssStream
 
 DATA = (Path(__file__).resolve().parents[1] / "../shared/data/gnss").resolve()
 F9P_UBX = DATA / "raw/f9p_2021/20210809-121012-ubx-nmea-data.ubx"

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from pyrtcm import RTCMReader
 
-from daq.gnss.framing import Framer, crc24q
-from daq.gnss.records import Ephemeris, ObsEpoch, Station
-from daq.gnss.rtcm3 import LOCK_EX_MS, LOCK_MS, RANGE_MS, Rtcm3Decoder
-from daq.gnss.rtcm3_eph import SC
-from daq.gnss.signals import wavelength
+from daq.gnss.streams.framing import Framer, crc24q
+from daq.gnss.streams.records import Ephemeris, ObsEpoch, Station
+from daq.gnss.streams.rtcm3 import LOCK_EX_MS, LOCK_MS, RANGE_MS, Rtcm3Decoder
+from daq.gnss.streams.rtcm3_eph import SC
+from daq.gnss.streams.signals import wavelength
 
 DATA = (Path(__file__).resolve().parents[1] / "../shared/data/gnss").resolve()
 RAW = DATA / "raw"

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from pyubx2 import GET, UBXMessage, UBXReader
 
-from daq.gnss.framing import Frame, Framer
-from daq.gnss.records import Ephemeris, ObsEpoch
-from daq.gnss.ubx import GNSS_SYS, NAV_PVT, NavPvt, UbxDecoder
+from daq.gnss.streams.framing import Frame, Framer
+from daq.gnss.streams.records import Ephemeris, ObsEpoch
+from daq.gnss.streams.ubx import GNSS_SYS, NAV_PVT, NavPvt, UbxDecoder
 
 DATA = (Path(__file__).resolve().parents[1] / "../shared/data/gnss").resolve()
 F9P_UBX = DATA / "raw/f9p_2021/20210809-121012-ubx-nmea-data.ubx"

@@ -24,21 +24,21 @@ from daq.gnss.obs import (
     ObsEpoch,
     ObsHeader,
 )
-from daq.gnss.records import Ephemeris, Station
-from daq.gnss.records import ObsEpoch as RecEpoch
-from daq.gnss.replay import rinex_to_rtcm
-from daq.gnss.rinex import read_nav, read_obs, write_nav, write_obs
-from daq.gnss.rtcm3 import RANGE_MS
-from daq.gnss.rtcm3_encode import (
+from daq.gnss.replay.player import rinex_to_rtcm
+from daq.gnss.replay.rtcm3_encode import (
     EncodeError,
     Rtcm3Encoder,
     encode_ephemeris,
     ephemeris_message,
     station_1005,
 )
-from daq.gnss.rtcm3_eph import SC
-from daq.gnss.stream import GnssStream
-from daq.gnss.to_model import EpochAssembler, kepler_ephemeris
+from daq.gnss.rinex import read_nav, read_obs, write_nav, write_obs
+from daq.gnss.streams.records import Ephemeris, Station
+from daq.gnss.streams.records import ObsEpoch as RecEpoch
+from daq.gnss.streams.rtcm3 import RANGE_MS
+from daq.gnss.streams.rtcm3_eph import SC
+from daq.gnss.streams.stream import GnssStream
+from daq.gnss.streams.to_model import EpochAssembler, kepler_ephemeris
 
 GNSS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gnss").resolve()
 F9P = GNSS / "ppk_f9p_4h"
@@ -268,7 +268,7 @@ def test_session_through_rtcm_and_rinex_export_gives_the_same_baseline(
         tmp_path: Path) -> None:
     """Rover and base (2 h, GPS+BeiDou) → rinex_to_rtcm → our decoder → RINEX 3.04 files →
     read back → static baseline: within 1 mm of the original RINEX's, per component."""
-    from daq.gnss.baseline import SolverOptions, solve_baseline
+    from daq.gnss.solver.baseline import SolverOptions, solve_baseline
 
     start = GNSSTime(2198, 5 * 86400 + 14 * 3600.0).gps_seconds
     end = start + 7200.0

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daq.gnss import ephemeris as eph_mod
-from daq.gnss.ephemeris import BroadcastOrbits, geometric_range, group_delay, is_beidou_geo
 from daq.gnss.obs import KeplerEphemeris, ObsEpoch
 from daq.gnss.rinex import read_nav, read_obs
+from daq.gnss.solver import ephemeris as eph_mod
+from daq.gnss.solver.ephemeris import BroadcastOrbits, geometric_range, group_delay, is_beidou_geo
 
 GNSS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gnss").resolve()
 F9P = GNSS / "ppk_f9p_4h"

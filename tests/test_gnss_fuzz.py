@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from daq.gnss import nmea
-from daq.gnss.bits import DecodeError
-from daq.gnss.framing import Frame, Framer, crc24q, nmea_checksum, ubx_checksum
-from daq.gnss.rtcm3 import Rtcm3Decoder
-from daq.gnss.stream import GnssStream
-from daq.gnss.ubx import UbxDecoder
+from daq.gnss.streams import nmea
+from daq.gnss.streams.bits import DecodeError
+from daq.gnss.streams.framing import Frame, Framer, crc24q, nmea_checksum, ubx_checksum
+from daq.gnss.streams.rtcm3 import Rtcm3Decoder
+from daq.gnss.streams.stream import GnssStream
+from daq.gnss.streams.ubx import UbxDecoder
 
 DATA = (Path(__file__).resolve().parents[1] / "../shared/data/gnss").resolve()
 RAW = DATA / "raw"

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,19 +16,19 @@ from pathlib import Path
 import pytest
 import serial
 
-from daq.gnss.framing import Framer
 from daq.gnss.obs import GNSSTime
-from daq.gnss.records import ObsEpoch as RecEpoch
-from daq.gnss.replay import (
+from daq.gnss.replay.outputs import TcpServer, open_output
+from daq.gnss.replay.player import (
     PtyWriter,
     Replayer,
     open_pty,
     raw_log_chunks,
     rinex_to_rtcm,
 )
-from daq.gnss.replay_out import TcpServer, open_output
-from daq.gnss.stream import GnssStream
-from daq.gnss.to_model import EpochAssembler
+from daq.gnss.streams.framing import Framer
+from daq.gnss.streams.records import ObsEpoch as RecEpoch
+from daq.gnss.streams.stream import GnssStream
+from daq.gnss.streams.to_model import EpochAssembler
 
 REPO = Path(__file__).resolve().parents[1]
 GNSS = (REPO / ".." / "shared" / "data" / "gnss").resolve()
@@ -78,18 +79,19 @@ def test_raw_log_chunks_rejoin_to_the_file_from_its_first_frame() -> None:
 def test_real_rtcm_log_at_60x_arrives_complete_and_in_order(pty: tuple[int, serial.Serial]
                                                             ) -> None:
     """867 s of a reference station's RTCM 3 at 60x through a pty: every byte, in order,
-    in roughly 866/60 ≈ 14 s (a loose check: this is not a benchmark)."""
+    and never faster than the pace (866/60 ≈ 14 s; how much slower a loaded machine is,
+    is not this test's business)."""
     master, port = pty
     data = F9P_RTCM.read_bytes()
     expected = b"".join(c for _t, c in raw_log_chunks(data))
     t0 = time.monotonic()
     writer = PtyWriter(master)
     with Replayer(F9P_RTCM, writer, speed=60) as rep:
-        got = read_until(port, len(expected), timeout=60)
+        got = read_until(port, len(expected), timeout=600)
         elapsed = time.monotonic() - t0
-        assert rep.wait(5) and rep.error is None
+        assert rep.wait(120) and rep.error is None
     assert got == expected and writer.dropped == 0
-    assert 866 / 60 * 0.8 < elapsed < 866 / 60 * 2.5
+    assert elapsed > 866 / 60 * 0.8
     assert rep.chunks_written == len(raw_log_chunks(data))
 
 
@@ -103,10 +105,10 @@ def test_rinex_session_at_600x_decodes_to_the_rinex_epochs(pty: tuple[int, seria
     total = sum(len(c) for _t, c in chunks)
     t0 = time.monotonic()
     with Replayer(chunks, PtyWriter(master), speed=600) as rep:
-        got = read_until(port, total, timeout=30)
+        got = read_until(port, total, timeout=600)
         elapsed = time.monotonic() - t0
-        assert rep.wait(5)
-    assert len(got) == total and 1800 / 600 * 0.8 < elapsed < 1800 / 600 * 3
+        assert rep.wait(120)
+    assert len(got) == total and elapsed > 1800 / 600 * 0.8
     stream, asm = GnssStream(), EpochAssembler(2198)
     epochs, kinds = [], set()
     for _f, rec in stream.feed(got):
@@ -140,10 +142,10 @@ def test_stop_ends_a_real_time_replay_early() -> None:
     """At 1x the 867 s log would take 14 min: stop() after a few chunks ends the thread."""
     out: list[bytes] = []
     rep = Replayer(F9P_RTCM, out.append, speed=1.0).start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while len(out) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    rep.stop()
+    rep.stop(timeout=120)
     assert rep.done.is_set() and 2 <= rep.chunks_written < 10
 
 
@@ -151,14 +153,14 @@ def test_loop_starts_over_and_start_skips_data_time() -> None:
     """``start`` skips the first seconds of data; ``loop`` plays the chunks again."""
     chunks = [(100.0 + i, bytes([i])) for i in range(10)]
     out: list[bytes] = []
-    Replayer(chunks, out.append, speed=math.inf, start=5.0).start().wait(5)
+    assert Replayer(chunks, out.append, speed=math.inf, start=5.0).start().wait(120)
     assert out == [bytes([i]) for i in range(5, 10)]
     looped: list[bytes] = []
     rep = Replayer(iter(chunks), looped.append, speed=1000.0, loop=True).start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while len(looped) < 25 and time.monotonic() < deadline:
         time.sleep(0.01)
-    rep.stop()
+    rep.stop(timeout=120)
     assert looped[:25] == [bytes([i % 10]) for i in range(25)]
 
 
@@ -174,15 +176,59 @@ def test_pty_writer_drops_and_counts_when_nobody_reads() -> None:
         os.close(master)
 
 
+def test_an_unpaced_replay_into_a_slow_pty_reader_delivers_every_byte_before_closing(
+        ) -> None:
+    """``--speed inf`` into a pty whose reader stalls (1.5 s at the start, 6 s once the
+    writer is done: a loaded machine): nothing is dropped, and the close waits for the
+    reader instead of discarding what it has not read yet (the rover's last epoch)."""
+    data = F9P_RTCM.read_bytes()[:150_000]
+    expected = b"".join(c for _t, c in raw_log_chunks(data))
+    out = open_output("pty")
+    port = serial.Serial(out.where, 115200, timeout=0.2)
+    rep = Replayer(data, out.write, speed=math.inf)
+    got = bytearray()
+    closed = threading.Event()
+
+    def slow_reader() -> None:
+        time.sleep(1.5)                    # longer than the writer's 1-s patience
+        while not rep.done.is_set():
+            got.extend(port.read(4096))
+            time.sleep(0.05)
+        time.sleep(6.0)                    # the writer is done, the reader is late
+        while True:
+            try:
+                chunk = port.read(65536)
+            except serial.SerialException:
+                break
+            if not chunk and closed.is_set():
+                break
+            got.extend(chunk)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    try:
+        rep.start()
+        assert rep.wait(300) and rep.error is None
+        left = out.close()                 # returns once the reader has taken everything
+        closed.set()
+        reader.join(300)
+    finally:
+        closed.set()
+        port.close()
+    assert isinstance(out.write, PtyWriter) and out.write.dropped == 0
+    assert left == 0 and bytes(got) == expected
+
+
 def test_tcp_server_sends_the_stream_to_a_connected_client() -> None:
     server = TcpServer("127.0.0.1", 0)
     try:
-        client = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        deadline = time.monotonic() + 5
+        client = socket.create_connection(("127.0.0.1", server.port), timeout=120)
+        deadline = time.monotonic() + 120
         while server.clients == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert server.clients == 1
         chunks = [(float(i), bytes([i]) * 100) for i in range(20)]
-        Replayer(chunks, server, speed=math.inf).start().wait(5)
+        assert Replayer(chunks, server, speed=math.inf).start().wait(120)
         got = bytearray()
         while len(got) < 2000:
             got += client.recv(4096)
@@ -207,7 +253,7 @@ def test_open_output_accepts_pty_tcpsvr_and_pyserial_urls() -> None:
 def test_cli_replay_prints_the_pty_path_and_plays_the_log_into_it() -> None:
     """``daq gnss replay FILE --to pty --speed 200``: first stdout line is the pty to
     open; the log's bytes arrive there; exit code 0 at the end."""
-    proc = subprocess.Popen([sys.executable, "-m", "daq.gnss.cli_replay", str(F9P_RTCM),
+    proc = subprocess.Popen([sys.executable, "-m", "daq.gnss.cli.replay", str(F9P_RTCM),
                              "--to", "pty", "--speed", "200", "--wait-reader", "10"],
                             stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
@@ -216,9 +262,9 @@ def test_cli_replay_prints_the_pty_path_and_plays_the_log_into_it() -> None:
         assert path.startswith("/dev/pts/")
         with serial.Serial(path, 115200, timeout=0.2) as port:
             expected = b"".join(c for _t, c in raw_log_chunks(F9P_RTCM.read_bytes()))
-            got = read_until(port, len(expected), timeout=60)
+            got = read_until(port, len(expected), timeout=600)
         assert got == expected
-        assert proc.wait(20) == 0
+        assert proc.wait(300) == 0
     finally:
         proc.kill()
         proc.wait()
@@ -227,7 +273,7 @@ def test_cli_replay_prints_the_pty_path_and_plays_the_log_into_it() -> None:
 def test_cli_replay_bad_input_exits_2_with_a_message() -> None:
     for argv in (["/nonexistent.rtcm3"], [str(F9P_RTCM), "--speed", "0"],
                  ["--rinex", str(ROVER)]):
-        r = subprocess.run([sys.executable, "-m", "daq.gnss.cli_replay", *argv,
+        r = subprocess.run([sys.executable, "-m", "daq.gnss.cli.replay", *argv,
                             "--to", "loop://"], capture_output=True, text=True, cwd=REPO,
-                           timeout=60)
+                           timeout=300)
         assert r.returncode == 2 and "daq gnss replay:" in r.stderr

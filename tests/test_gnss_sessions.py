@@ -17,7 +17,7 @@ import pytest
 
 from daq.gnss.obs import GlonassEphemeris, GNSSTime, NavData, ObsData
 from daq.gnss.rinex import read_nav, read_obs
-from daq.gnss.sessions import SessionInfo, SessionStore, parse_session_id
+from daq.gnss.sessions.store import SessionInfo, SessionStore, parse_session_id
 
 GNSS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gnss").resolve()
 F9P = GNSS / "ppk_f9p_4h"
@@ -249,7 +249,7 @@ def test_bad_settings_and_ids_are_clear_errors(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from daq.gnss.rinex import read_obs
-from daq.gnss.sessions import SessionStore
+from daq.gnss.sessions.store import SessionStore
 obs = read_obs(sys.argv[2])
 store = SessionStore(sys.argv[1], session_hours=4, fsync_interval_s=3600)
 for i, ep in enumerate(obs.epochs[:600]):
@@ -269,7 +269,7 @@ def test_kill_9_while_writing_leaves_a_readable_session(tmp_path: Path, rover: O
         if line.strip() == "ready":
             break
     proc.kill()
-    proc.wait(timeout=10)
+    proc.wait(timeout=120)
     store = SessionStore(tmp_path, session_hours=4)
     obs, _ = store.load("K/20220225T1200Z")
     assert 201 <= len(obs.epochs) <= 600

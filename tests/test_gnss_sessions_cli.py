@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from daq.gnss import cli_sessions
+from daq.gnss.cli import sessions as cli_sessions
 from daq.gnss.rinex import read_nav, read_obs
-from daq.gnss.sessions import SessionStore
+from daq.gnss.sessions.store import SessionStore
 
 GNSS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gnss").resolve()
 F9P = GNSS / "ppk_f9p_4h"

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daq.gnss.baseline import BaselineSolution, SolverOptions, solve_baseline
-from daq.gnss.geodesy import ecef_delta_to_enu, geodetic_to_ecef
 from daq.gnss.obs import GNSSTime, NavData, ObsData
 from daq.gnss.rinex import read_nav, read_obs
+from daq.gnss.solver.baseline import BaselineSolution, SolverOptions, solve_baseline
+from daq.gnss.solver.geodesy import ecef_delta_to_enu, geodetic_to_ecef
 
 GNSS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gnss").resolve()
 F9P = GNSS / "ppk_f9p_4h"

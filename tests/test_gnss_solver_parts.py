@@ -10,18 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daq.gnss import lambda_ as lam
-from daq.gnss.baseline import BaselineSolution
-from daq.gnss.cli_solve import main as cli_main
-from daq.gnss.deformation import DamAxes, ReferenceEpoch, deformation
-from daq.gnss.geodesy import (
+from daq.gnss.cli.solve import main as cli_main
+from daq.gnss.solver import ambiguity as lam
+from daq.gnss.solver.baseline import BaselineSolution
+from daq.gnss.solver.deformation import DamAxes, ReferenceEpoch, deformation
+from daq.gnss.solver.geodesy import (
     azimuth_elevation,
     dam_axes,
     ecef_delta_to_enu,
     ecef_to_geodetic,
     geodetic_to_ecef,
 )
-from daq.gnss.troposphere import niell_hydrostatic, saastamoinen_zenith, slant_hydrostatic_delay
+from daq.gnss.solver.troposphere import (
+    niell_hydrostatic,
+    saastamoinen_zenith,
+    slant_hydrostatic_delay,
+)
 
 GNSS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gnss").resolve()
 MAT = GNSS / "matrtklib_static_5min"
@@ -192,8 +196,8 @@ def test_cli_solve_prints_json_and_rejects_bad_arguments(capsys: pytest.CaptureF
 def test_normal_equation_kernels_match_their_python_versions() -> None:
     """The DD normal-equation and residual kernels equal their .py_func on an epoch of
     five satellites of one system, two bands, with ambiguity columns."""
-    from daq.gnss import _baseline_kernels as kern
-    from daq.gnss.baseline import warm_kernels
+    from daq.gnss.solver import kernels as kern
+    from daq.gnss.solver.baseline import warm_kernels
 
     warm_kernels()
     rng = np.random.default_rng(2)

@@ -14,8 +14,8 @@ import pytest
 
 from daq.gnss.obs import GlonassEphemeris, GNSSTime, KeplerEphemeris, ObsData
 from daq.gnss.rinex import read_nav, read_obs, write_nav, write_obs
-from daq.gnss.rinex_format import format_cells
-from daq.gnss.rinex_write import nav_to_text, obs_to_text
+from daq.gnss.rinex.obs_format import format_cells
+from daq.gnss.rinex.writer import nav_to_text, obs_to_text
 
 GNSS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gnss").resolve()
 F9P = GNSS / "ppk_f9p_4h"

@@ -18,7 +18,7 @@ from typing import Any
 
 from daq.schema import Ctx, Field, ListOf, MapOf, Schema, join
 
-POINT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")   # as daq.gnss.sessions_info (no numpy here)
+POINT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")   # as daq.gnss.sessions.info (no numpy here)
 
 AXES = ("along", "downstream", "vertical")
 

@@ -18,7 +18,7 @@ damaged sentences (checksum, format) and no valid GGA raise
 :class:`~daq.errors.ProtocolError`. :attr:`NmeaDriver.fixes`
 keeps every GGA epoch's ENU offset; at the first GGA of a new session window (``session``,
 default 4 h, aligned to UTC midnight) the finished session's statistics over its RTK-fixed
-epochs (:func:`daq.gnss.nmea_session.session_stats`: robust mean, σ, spread in mm, fixed
+epochs (:func:`daq.gnss.solver.receiver_rtk.session_stats`: robust mean, σ, spread in mm, fixed
 ratio) are returned as result-lane values on topic ``gnss/{device}``; a session with too
 few fixed epochs is published ``bad``, never as millimetres: fewer than ``min_fixed_ratio``
 of the epochs received, or of the epochs the session should hold at the GGA rate (a
@@ -34,9 +34,9 @@ import numpy as np
 
 from daq.driver import ChannelSpec, Driver
 from daq.errors import NoResponse, ProtocolError
-from daq.gnss import nmea
-from daq.gnss.nmea_session import EnuFix, enu_offset, session_stats
-from daq.gnss.stream import GnssStream
+from daq.gnss.solver.receiver_rtk import EnuFix, enu_offset, session_stats
+from daq.gnss.streams import nmea
+from daq.gnss.streams.stream import GnssStream
 from daq.model import ChannelValue, Lane, Quality
 from daq.schema import Field, Schema
 

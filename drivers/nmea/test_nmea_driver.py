@@ -13,8 +13,8 @@ import serial
 
 from daq.driver import discover
 from daq.errors import NoResponse, ProtocolError
-from daq.gnss.framing import nmea_checksum
-from daq.gnss.nmea_session import enu_offset, session_stats
+from daq.gnss.solver.receiver_rtk import enu_offset, session_stats
+from daq.gnss.streams.framing import nmea_checksum
 from daq.model import Quality
 from daq.schema import Ctx, load_yaml
 from daq.testing_serial import pty_pair
@@ -44,9 +44,10 @@ def make(**options: Any) -> NmeaDriver:
 
 
 def send(fd: int, data: bytes, port: serial.Serial) -> None:
-    """Write as the receiver would and wait (≤ 1 s) until the port has every byte."""
+    """Write as the receiver would and wait until the port has every byte (≤ 30 s: a
+    loaded machine)."""
     os.write(fd, data)
-    deadline = time.monotonic() + 1.0
+    deadline = time.monotonic() + 30.0
     while port.in_waiting < len(data) and time.monotonic() < deadline:
         time.sleep(0.0005)
 

@@ -1,7 +1,0 @@
-"""RINEX in and out: one import point for the readers and the 3.04 writer."""
-
-from daq.gnss.rinex_nav import read_nav
-from daq.gnss.rinex_obs import read_obs
-from daq.gnss.rinex_write import nav_to_text, obs_to_text, write_nav, write_obs
-
-__all__ = ["nav_to_text", "obs_to_text", "read_nav", "read_obs", "write_nav", "write_obs"]
