@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from daq.gnss.baseline import BaselineSolution, SolverOptions, solve_baseline
-from daq.gnss.ephemeris import BroadcastOrbits
-from daq.gnss.geodesy import ecef_to_geodetic, enu_rotation
 from daq.gnss.obs import GNSSTime, NavData, ObsData, ObsEpoch, wavelength
 from daq.gnss.rinex import read_nav, read_obs, write_obs
+from daq.gnss.solver.baseline import BaselineSolution, SolverOptions, solve_baseline
+from daq.gnss.solver.ephemeris import BroadcastOrbits
+from daq.gnss.solver.geodesy import ecef_to_geodetic, enu_rotation
+
 
 def _gnss_data() -> Path:
     """``shared/data/gnss`` beside the repository (or beside a worktree's parent)."""

@@ -259,7 +259,7 @@ class SeriesFilter:
         u.innovation_mm = nu
         held = self._normalised(nu, p, r)
         if self.watch is not None and self._confirms_watch(s, z, r):
-            return self._step(u, x, z, r, s.t_days)
+            return self._step(u, self._state_at(s.t_days)[0], z, r, s.t_days)
         if max(abs(v) for v in held) <= self.opt.gate:
             if self.pending is not None:
                 u.events.append("outlier")
@@ -333,7 +333,7 @@ class SeriesFilter:
                 t: float) -> None:
         pairs = [_update(x[i], p[i], z[i], r[i]) for i in range(3)]
         self.x, self.p, self.t = [a for a, _ in pairs], [b for _, b in pairs], t
-        self.innovations = (self.innovations + [nu])[-self.opt.mad_window:]
+        self.innovations = [*self.innovations, nu][-self.opt.mad_window:]
 
     def _step(self, u: SeriesUpdate, before: list[list[float]], z: Vec, r: Vec,
               t: float) -> SeriesUpdate:
