@@ -40,6 +40,7 @@ from daq.outbox import Outbox
 from . import file_format as sio
 from .info import STAMP
 from .publish import NO_REFERENCE_DATA, SOLVER_ERROR, SessionOutcome, readings
+from .series_publish import update_series
 from .store import SessionInfo, SessionStore, parse_session_id
 
 log = structlog.get_logger("daq.gnss.sessions.solving")
@@ -210,6 +211,7 @@ class SessionSolver(threading.Thread):
         outcome = self._attempt(p, session_id, ref_id, base)
         items, info = readings(outcome)
         state = self.points[p.name]
+        items += update_series(state, outcome, self.cfg.sessions.hours, self.dir)
         if self._commit(items):   # else left unsolved: a restart solves it again
             state["last_solved"] = f"{start:{STAMP}}"
         state["last"] = info

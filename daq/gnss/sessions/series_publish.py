@@ -1,0 +1,179 @@
+"""A session outcome → the point's deformation series: filter update, readings, history.
+
+Published with every session on ``gnss/{point}`` (result lane), beside the session's
+own readings (additive, payload version 1 unchanged):
+
+- ``{point}.filtered_along`` / ``_downstream`` / ``_vertical``: the filtered displacement,
+  mm, dam axes; ``{point}.velocity_along`` / … : its velocity, mm/day. Each carries the
+  ``session`` summary and ``series`` (``$defs/series`` in ``daq/schemas/gnss.json``:
+  status, events, raw and filtered values, σ, innovation, step). Quality ``good`` when
+  this session went into the value; ``suspect`` when the value is the filter's prediction
+  (a held jump, a session without a fix or rejected); flags name the events. Nothing is
+  published before the point's first fixed session (there is no series yet).
+
+Integrity events (``alarm/{point}``, alarm lane, channel ``{point}.alarm.series``): a
+``jump`` held, a ``step`` confirmed (value = its size along the largest axis, mm), an
+``outlier`` dropped, ``sessions missing`` (sessions that never came), ``session
+rejected`` (by its own statistics). A session without a fix already raises
+``{point}.alarm.session``.
+
+History: every update is appended to ``<state dir>/gnss_points/<point>.series.jsonl``
+(one JSON object per line), read by ``daq gnss series``; the filter state itself is kept
+in the point's state file (``series``), written with the rest of it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from daq.gnss.gnss_config import AXES
+from daq.gnss.solver.series import SeriesFilter, SeriesOptions, SeriesUpdate, SessionPoint
+from daq.model import Lane, Quality, Reading
+
+from .publish import SessionOutcome, _axes, summary
+
+log = structlog.get_logger("daq.gnss.series")
+_UNIX0 = datetime(1970, 1, 1)
+FROM_THIS_SESSION = ("initialised", "updated", "step")   # else the value is a prediction
+EVENT_KINDS = {"jump": "jump", "step": "step", "outlier": "outlier",
+               "sessions_missing": "sessions missing", "session_rejected": "session rejected"}
+
+
+def t_days(o: SessionOutcome) -> float:
+    """Unix days of the middle of the session window."""
+    mid = o.window_start + (o.window_end - o.window_start) / 2
+    return (mid - _UNIX0).total_seconds() / 86400.0
+
+
+def session_point(o: SessionOutcome) -> SessionPoint:
+    """What the filter needs of a session: dam-axis displacement and formal σ (mm)."""
+    sol = o.solution
+    base = SessionPoint(o.session_id, t_days(o), False, o.verdict)
+    if sol is None or not sol.fixed or o.reference_epoch is None:
+        return base
+    axes = _axes(o.point)
+    ref = o.reference_epoch.enu_m
+    d = axes.rotate((sol.enu - ref) * 1000.0)
+    rot = axes.rotate(np.eye(3)).T
+    cov = rot @ sol.cov_enu @ rot.T * 1e6
+    sig = [math.sqrt(max(float(cov[i, i]), 0.0)) for i in range(3)]
+    return SessionPoint(o.session_id, t_days(o), True, o.verdict,
+                        (float(d[0]), float(d[1]), float(d[2])), (sig[0], sig[1], sig[2]),
+                        None if not math.isfinite(sol.ratio) else float(sol.ratio),
+                        None if not math.isfinite(sol.residual_rms_m)
+                        else sol.residual_rms_m * 1000.0)
+
+
+def options_for(hours: float) -> SeriesOptions:
+    return SeriesOptions(interval_days=hours / 24.0)
+
+
+def load_filter(state: dict[str, Any], options: SeriesOptions) -> SeriesFilter:
+    """The point's filter from its state (a fresh one if absent or unreadable)."""
+    saved = state.get("series")
+    if not isinstance(saved, dict):
+        return SeriesFilter(options)
+    try:
+        return SeriesFilter.from_dict(saved, options)
+    except ValueError:
+        state["series_unreadable"] = saved      # kept, never silently dropped
+        return SeriesFilter(options)
+
+
+def series_readings(o: SessionOutcome, u: SeriesUpdate) -> list[tuple[str, Reading]]:
+    """Filtered displacement and velocity readings, and the series' integrity events."""
+    p = o.point
+    ts = (o.window_start + (o.window_end - o.window_start) / 2).replace(tzinfo=UTC)
+    info = u.to_dict()
+    session = summary(o)
+    if u.displacement_mm is None:       # no fixed session yet: no series to speak of
+        return []
+    flags = tuple(u.events) or (u.status,)
+    quality = Quality.GOOD if u.status in FROM_THIS_SESSION else Quality.SUSPECT
+    device = o.device
+    out: list[tuple[str, Reading]] = []
+    topic = f"gnss/{p.name}"
+    for kind, values, unit in (("filtered", u.displacement_mm, "mm"),
+                               ("velocity", u.velocity_mm_day, "mm/day")):
+        for i, axis in enumerate(AXES):
+            v = None if values is None else round(values[i], 3 if kind == "velocity" else 2)
+            out.append((topic, Reading(
+                device=device, channel=f"{p.name}.{kind}_{axis}", quantity=f"{kind}_{axis}",
+                value=v, unit=unit, quality=quality, ts=ts, lane=Lane.RESULT, sensor=p.name,
+                flags=flags, extra={"session": session, "series": info})))
+    for ev in u.events:
+        if ev not in EVENT_KINDS:
+            continue
+        what = EVENT_KINDS[ev]
+        value: float | None = None
+        if ev == "step" and u.step_mm is not None:
+            value = round(float(max(u.step_mm, key=lambda x: abs(float(x)))), 2)
+        message = f"GNSS series {p.name} at {o.session_id}: {what}"
+        if ev == "sessions_missing":
+            message += f" ({u.missing} session(s) without data)"
+        elif u.detail:
+            message += f" ({u.detail})"
+        out.append((f"alarm/{p.name}", Reading(
+            device=device, channel=f"{p.name}.alarm.series", quantity="gnss_series",
+            value=value, unit="mm" if value is not None else "", quality=quality, ts=ts,
+            lane=Lane.ALARM, sensor=p.name, flags=(ev,),
+            extra={"alarm": {"kind": what, "session": o.session_id, "message": message},
+                   "session": session, "series": info})))
+    return out
+
+
+def history_path(points_dir: Path, point: str) -> Path:
+    return points_dir / f"{point}.series.jsonl"
+
+
+def append_history(points_dir: Path, point: str, u: SeriesUpdate, window_start: str) -> None:
+    """One line per update; a re-solved session appears again (readers keep the last)."""
+    points_dir.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({**u.to_dict(), "window_start": window_start}, allow_nan=False)
+    with history_path(points_dir, point).open("a") as f:
+        f.write(line + "\n")
+        f.flush()
+
+
+def read_history(points_dir: Path, point: str) -> tuple[list[dict[str, Any]], int]:
+    """The point's updates in time order, the last of each session; and how many lines
+    could not be read (a torn last line after a power cut)."""
+    path = history_path(points_dir, point)
+    by_session: dict[str, dict[str, Any]] = {}
+    bad = 0
+    with path.open() as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                SeriesUpdate.from_dict(d)
+            except (ValueError, KeyError, TypeError, IndexError):
+                bad += 1
+                continue
+            by_session[str(d["session"])] = d
+    return sorted(by_session.values(), key=lambda d: float(d["t_days"])), bad
+
+
+def update_series(state: dict[str, Any], o: SessionOutcome, hours: float,
+                  points_dir: Path) -> list[tuple[str, Reading]]:
+    """The solver thread's hook: feed the point's filter (kept in ``state["series"]``,
+    saved with the point's state), append the history, return what to publish. A failure
+    here is logged and publishes nothing extra: the session's own readings still go."""
+    try:
+        f = load_filter(state, options_for(hours))
+        u = f.add(session_point(o))
+        state["series"] = f.to_dict()
+        append_history(points_dir, o.point.name, u,
+                       o.window_start.replace(tzinfo=UTC).isoformat())
+        return series_readings(o, u)
+    except Exception as err:  # the series must never cost a session its result
+        log.error("gnss_series_failed", session=o.session_id, error=repr(err))
+        return []
