@@ -24,7 +24,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 # Subcommands contributed by other modules: each has register(subparsers).
 _PLUGGED = ["daq.convert.cli"]
 _PLUGGED_GNSS = ["daq.gnss.cli.decode", "daq.gnss.cli.sessions", "daq.gnss.cli.solve",
-                 "daq.gnss.cli.replay"]
+                 "daq.gnss.cli.replay", "daq.gnss.cli.series"]
 
 
 def _print_config_error(err: ConfigError) -> None:

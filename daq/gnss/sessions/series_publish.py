@@ -24,7 +24,6 @@ in the point's state file (``series``), written with the rest of it.
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +37,7 @@ from daq.gnss.solver.series import SeriesFilter, SeriesOptions, SeriesUpdate, Se
 from daq.model import Lane, Quality, Reading
 
 from .publish import SessionOutcome, _axes, summary
+from .series_history import append_history
 
 log = structlog.get_logger("daq.gnss.series")
 _UNIX0 = datetime(1970, 1, 1)
@@ -127,39 +127,6 @@ def series_readings(o: SessionOutcome, u: SeriesUpdate) -> list[tuple[str, Readi
             extra={"alarm": {"kind": what, "session": o.session_id, "message": message},
                    "session": session, "series": info})))
     return out
-
-
-def history_path(points_dir: Path, point: str) -> Path:
-    return points_dir / f"{point}.series.jsonl"
-
-
-def append_history(points_dir: Path, point: str, u: SeriesUpdate, window_start: str) -> None:
-    """One line per update; a re-solved session appears again (readers keep the last)."""
-    points_dir.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({**u.to_dict(), "window_start": window_start}, allow_nan=False)
-    with history_path(points_dir, point).open("a") as f:
-        f.write(line + "\n")
-        f.flush()
-
-
-def read_history(points_dir: Path, point: str) -> tuple[list[dict[str, Any]], int]:
-    """The point's updates in time order, the last of each session; and how many lines
-    could not be read (a torn last line after a power cut)."""
-    path = history_path(points_dir, point)
-    by_session: dict[str, dict[str, Any]] = {}
-    bad = 0
-    with path.open() as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-                SeriesUpdate.from_dict(d)
-            except (ValueError, KeyError, TypeError, IndexError):
-                bad += 1
-                continue
-            by_session[str(d["session"])] = d
-    return sorted(by_session.values(), key=lambda d: float(d["t_days"])), bad
 
 
 def update_series(state: dict[str, Any], o: SessionOutcome, hours: float,
