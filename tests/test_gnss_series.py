@@ -9,6 +9,7 @@ import io
 import json
 import random
 from contextlib import redirect_stdout
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,58 @@ def test_the_solver_publishes_the_series_keeps_it_and_a_restart_continues(
     hist, bad = read_history(state / "gnss_points", "P01")
     assert bad == 0 and [h["session"] for h in hist] == ["P01/20220225T1200Z"]
     assert hist[0]["status"] == "initialised"
+
+
+@pytest.mark.skipif(not F9P.exists(), reason="shared GNSS data not present")
+def test_a_session_off_the_line_is_published_as_a_held_jump_with_an_event(
+        recorded: Path, tmp_path: Path) -> None:
+    """The point's series (primed: 20 sessions at +60 mm downstream, the last one just
+    before this window) meets the real session: held as a jump, the filtered readings
+    are the prediction (suspect), and the event goes to alarm/P01."""
+    cfg = gnss_config()
+    state = tmp_path / "state"
+    copy_sessions(recorded, state)
+    f = SeriesFilter(SeriesOptions(interval_days=4 / 24))
+    t_mid = (datetime(2022, 2, 25, 14) - datetime(1970, 1, 1)).total_seconds() / 86400
+    for k in range(20, 0, -1):
+        f.add(SessionPoint(f"P01/old{k:02d}", t_mid - k / 6, True, "fixed",
+                           (0.0, 60.0, 0.0), (0.3, 0.3, 0.7)))
+    (state / "gnss_points").mkdir(exist_ok=True)
+    (state / "gnss_points" / "P01.json").write_text(json.dumps({"series": f.to_dict()}))
+    solver, outbox = solver_for(state, cfg)
+    solver._solve(cfg.points["P01"], "P01/20220225T1200Z")
+    got = rows(outbox)
+    filtered = {p["quantity"]: p for t, p in got if p["quantity"].startswith("filtered_")}
+    for p in filtered.values():
+        validator("gnss.json").validate(p)
+        assert p["quality"] == "suspect" and p["flags"] == ["jump"]
+    assert filtered["filtered_downstream"]["value"] == pytest.approx(60.0, abs=0.1)
+    (event,) = [p for t, p in got if p["channel"] == "P01.alarm.series"]
+    validator("reading.json").validate(event)
+    assert event["alarm"]["kind"] == "jump" and event["series"]["status"] == "jump"
+    assert event["series"]["raw_mm"][1] == pytest.approx(-0.7, abs=0.5)
+
+
+@pytest.mark.skipif(not F9P.exists(), reason="shared GNSS data not present")
+def test_no_session_for_two_intervals_raises_sessions_missing_once(recorded: Path,
+                                                                   tmp_path: Path) -> None:
+    cfg = gnss_config()                      # 4-h sessions; the solved one ends 16:00 UTC
+    state = tmp_path / "state"
+    copy_sessions(recorded, state)
+    solver, outbox = solver_for(state, cfg)
+    solver._solve(cfg.points["P01"], "P01/20220225T1200Z")
+    n = len(rows(outbox))
+    solver._missing(datetime(2022, 2, 25, 23, 59))   # next session overdue by one only
+    assert len(rows(outbox)) == n
+    solver._missing(datetime(2022, 2, 26, 0, 1))     # two intervals without a session
+    solver._missing(datetime(2022, 2, 26, 4, 1))     # the same gap: no second alarm
+    (alarm,) = [p for t, p in rows(outbox)[n:]]
+    validator("reading.json").validate(alarm)
+    assert alarm["channel"] == "P01.alarm.series" and alarm["alarm"]["intervals"] == 2
+    assert alarm["alarm"]["kind"] == "sessions missing" and alarm["quality"] == "missing"
+    again, _ = solver_for(state, cfg)                # remembered across a restart
+    again._missing(datetime(2022, 2, 26, 8, 1))
+    assert len(rows(outbox)) == n + 1
 
 
 # -- daq gnss series -------------------------------------------------------------------------

@@ -12,10 +12,11 @@ own readings (additive, payload version 1 unchanged):
   published before the point's first fixed session (there is no series yet).
 
 Integrity events (``alarm/{point}``, alarm lane, channel ``{point}.alarm.series``): a
-``jump`` held, a ``step`` confirmed (value = its size along the largest axis, mm), an
-``outlier`` dropped, ``sessions missing`` (sessions that never came), ``session
-rejected`` (by its own statistics). A session without a fix already raises
-``{point}.alarm.session``.
+``jump`` held (value: its innovation, mm), a ``step`` confirmed (value: its size on the
+largest axis, mm), an ``outlier`` dropped, ``sessions missing`` (value: how many; raised
+by the solver thread too, once per gap, when no session has come for two intervals,
+with ``alarm.intervals``), ``session rejected`` by its own statistics. A session without
+a fix already raises ``{point}.alarm.session``.
 
 History: every update is appended to ``<state dir>/gnss_points/<point>.series.jsonl``
 (one JSON object per line), read by ``daq gnss series``; the filter state itself is kept
@@ -25,14 +26,14 @@ in the point's state file (``series``), written with the rest of it.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import structlog
 
-from daq.gnss.gnss_config import AXES
+from daq.gnss.gnss_config import AXES, PointConfig
 from daq.gnss.solver.series import SeriesFilter, SeriesOptions, SeriesUpdate, SessionPoint
 from daq.model import Lane, Quality, Reading
 
@@ -112,9 +113,7 @@ def series_readings(o: SessionOutcome, u: SeriesUpdate) -> list[tuple[str, Readi
         if ev not in EVENT_KINDS:
             continue
         what = EVENT_KINDS[ev]
-        value: float | None = None
-        if ev == "step" and u.step_mm is not None:
-            value = round(float(max(u.step_mm, key=lambda x: abs(float(x)))), 2)
+        value, unit = _event_value(ev, u)
         message = f"GNSS series {p.name} at {o.session_id}: {what}"
         if ev == "sessions_missing":
             message += f" ({u.missing} session(s) without data)"
@@ -122,11 +121,52 @@ def series_readings(o: SessionOutcome, u: SeriesUpdate) -> list[tuple[str, Readi
             message += f" ({u.detail})"
         out.append((f"alarm/{p.name}", Reading(
             device=device, channel=f"{p.name}.alarm.series", quantity="gnss_series",
-            value=value, unit="mm" if value is not None else "", quality=quality, ts=ts,
-            lane=Lane.ALARM, sensor=p.name, flags=(ev,),
+            value=value, unit=unit, quality=Quality.MISSING if value is None else quality,
+            ts=ts, lane=Lane.ALARM, sensor=p.name, flags=(ev,),
             extra={"alarm": {"kind": what, "session": o.session_id, "message": message},
                    "session": session, "series": info})))
     return out
+
+
+def _event_value(ev: str, u: SeriesUpdate) -> tuple[float | None, str]:
+    """An event's value: a step's size, a jump's innovation (mm, the largest axis), the
+    sessions missing; none for a session dropped or rejected (quality ``missing``)."""
+    def largest(v: tuple[float, float, float]) -> float:
+        return round(float(max(v, key=lambda x: abs(float(x)))), 2)
+    if ev == "step" and u.step_mm is not None:
+        return largest(u.step_mm), "mm"
+    if ev == "jump" and u.innovation_mm is not None:
+        return largest(u.innovation_mm), "mm"
+    if ev == "sessions_missing":
+        return float(u.missing), "sessions"
+    return None, ""
+
+
+def missing_alarm(p: PointConfig, state: dict[str, Any], now: datetime, hours: float,
+                  device: str) -> list[tuple[str, Reading]]:
+    """``sessions missing`` when no session of a point with a series has come for two
+    intervals past its last one (``now`` naive UTC, the solver's closing clock); once
+    per gap (remembered in ``state["series_missing_alarmed"]``)."""
+    series = state.get("series")
+    if p.role != "monitor" or not isinstance(series, dict) or series.get("last_t") is None:
+        return []
+    last = str(series.get("last_session"))
+    if state.get("series_missing_alarmed") == last:
+        return []
+    last_end = _UNIX0 + timedelta(days=float(series["last_t"]) + hours / 48.0)
+    missed = int((now - last_end).total_seconds() // (hours * 3600.0))
+    if missed < 2:
+        return []
+    state["series_missing_alarmed"] = last
+    message = (f"GNSS series {p.name}: no session for {missed} intervals of {hours:g} h "
+               f"since {last}")
+    return [(f"alarm/{p.name}", Reading(
+        device=device, channel=f"{p.name}.alarm.series", quantity="gnss_series",
+        value=None, unit="", quality=Quality.MISSING,
+        ts=now.replace(tzinfo=UTC), lane=Lane.ALARM, sensor=p.name,
+        flags=("sessions_missing",),
+        extra={"alarm": {"kind": "sessions missing", "session": last, "intervals": missed,
+                         "message": message}}))]
 
 
 def update_series(state: dict[str, Any], o: SessionOutcome, hours: float,
