@@ -73,7 +73,14 @@ def session_point(o: SessionOutcome) -> SessionPoint:
 
 
 def options_for(hours: float) -> SeriesOptions:
-    return SeriesOptions(interval_days=hours / 24.0)
+    """Filter settings for sessions of ``hours``: the noise floor (set for 1-h sessions)
+    scales as 1/√hours (averaging), at most halved (4-h sessions: 0.75 / 0.75 / 1.25 mm),
+    since multipath repeats and does not average away."""
+    base = SeriesOptions()
+    k = max(0.5, math.sqrt(1.0 / hours))
+    floor = base.sigma_floor_mm
+    return SeriesOptions(interval_days=hours / 24.0,
+                         sigma_floor_mm=(floor[0] * k, floor[1] * k, floor[2] * k))
 
 
 def load_filter(state: dict[str, Any], options: SeriesOptions) -> SeriesFilter:
