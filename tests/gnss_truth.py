@@ -74,25 +74,25 @@ def enu_to_ecef(enu: np.ndarray) -> np.ndarray:
     return np.asarray(enu, dtype=float) @ enu_rotation(lat, lon)
 
 
-def shifted(d: F9PData, rover_xyz: np.ndarray, offset_enu_m: np.ndarray, start: float,
-            end: float, tmp: Path) -> ObsData:
-    """The rover's epochs in [start, end] moved by ``offset_enu_m``, re-encoded as RINEX."""
+def shifted_epochs(d: F9PData, rover_xyz: np.ndarray, offset_enu_m: np.ndarray,
+                   start: float, end: float) -> list[ObsEpoch]:
+    """The rover's epochs in [start, end) moved by ``offset_enu_m`` (ENU at the base, m)."""
     orbits = BroadcastOrbits(d.nav, 0.0)
     dxyz = enu_to_ecef(offset_enu_m)
     epochs: list[ObsEpoch] = []
     for ep in d.rover.epochs:
         t = ep.time.gps_seconds
-        if not start <= t <= end:
+        if not start <= t < end:
             continue
         new = ObsEpoch(ep.time, ep.sats, ep.codes, ep.values.copy(), ep.lli.copy(),
                        ep.ssi.copy(), ep.flag, ep.clock_offset, ep.event_lines)
         sats = list(ep.sats)
-        pr = np.full(len(sats), 2.2e7)
-        for j, c in enumerate(ep.codes):
+        pr = np.full(len(sats), np.nan)
+        for j, c in enumerate(ep.codes):      # the first code column observed, per satellite
             if c[0] == "C":
-                col = ep.values[:, j]
-                pr = np.where(np.isfinite(col) & (pr == 2.2e7), col, pr)
-        pos, _, ok = orbits.transmission_states(sats, np.full(len(sats), t), pr)
+                pr = np.where(np.isnan(pr), ep.values[:, j], pr)
+        pos, _, ok = orbits.transmission_states(sats, np.full(len(sats), t),
+                                                np.nan_to_num(pr, nan=2.2e7))
         for i, sat in enumerate(sats):
             if not ok[i] or sat[0] not in "GEC":
                 continue
@@ -106,9 +106,24 @@ def shifted(d: F9PData, rover_xyz: np.ndarray, offset_enu_m: np.ndarray, start: 
                 elif c[0] == "L":
                     new.values[i, j] += drho / wavelength(sat[0], c)
         epochs.append(new)
-    path = tmp / f"rover_{start:.0f}_{abs(hash(tuple(offset_enu_m))) % 10**8}.obs"
+    return epochs
+
+
+def write_shifted(d: F9PData, rover_xyz: np.ndarray,
+                  windows: list[tuple[float, float, np.ndarray]], path: Path) -> Path:
+    """One RINEX 3.04 file of the rover, each window (start, end, offset) moved by its own
+    offset: the "re-encoding" (RINEX resolution: 1 mm code, 0.001 cycle phase)."""
+    epochs = [e for start, end, off in windows
+              for e in shifted_epochs(d, rover_xyz, off, start, end)]
     write_obs(ObsData(d.rover.header, epochs), path)
-    return read_obs(path)
+    return path
+
+
+def shifted(d: F9PData, rover_xyz: np.ndarray, offset_enu_m: np.ndarray, start: float,
+            end: float, tmp: Path) -> ObsData:
+    """One window moved by ``offset_enu_m``, written as RINEX and read back."""
+    path = tmp / f"rover_{start:.0f}_{abs(hash(tuple(offset_enu_m))) % 10**8}.obs"
+    return read_obs(write_shifted(d, rover_xyz, [(start, end + 1e-3, offset_enu_m)], path))
 
 
 def dam_to_enu(dam: np.ndarray, azimuth_deg: float) -> np.ndarray:

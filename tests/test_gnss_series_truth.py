@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from daq.gnss.sessions.series_history import read_history
+from daq.gnss.sessions.store import SessionStore
 from daq.gnss.solver.geodesy import dam_axes
 from daq.gnss.solver.series import SeriesFilter, SeriesOptions, SessionPoint
 
 from . import gnss_truth as gt
+from . import test_gnss_daemon_parts as dp
 
 pytestmark = pytest.mark.skipif(not gt.F9P.exists(), reason="shared GNSS data not present")
 
@@ -129,3 +133,50 @@ def test_a_wrong_fix_is_held_and_dropped_not_followed(sessions) -> None:
     for k in range(7, N_SESSIONS):      # the line never followed it
         e = np.array(ups[k].displacement_mm) - truth_mm(k)
         assert math.hypot(e[0], e[1]) <= (1.5 if k == 7 else 1.0) or k == STEP_AT, (k, e)
+
+
+def test_through_the_daemon_rtcm_sessions_of_a_moving_point_give_the_series(
+        tmp_path: Path) -> None:
+    """The daemon's own path: the shifted rover and the base re-encoded as RTCM 3 MSM7
+    streams, recorded into 1-h sessions (14, 15, 16 UTC), solved by the solver thread's
+    code. Truth: 0, 0.5 mm, then a 20 mm jump downstream. Published: the sessions' own
+    displacements within a few mm of the truth, the filtered series from them, and the
+    jump as an integrity event, the filtered line not following it."""
+    d = gt.load()
+    ref = gt.solve(d, d.rover)
+    truth = {14: (0.0, 0.0, 0.0), 15: (0.0, 0.5, 0.0), 16: (0.0, 20.5, 0.0)}
+    windows = [(gt.gpst(h, 0, 18), gt.gpst(h + 1, 0, 18),
+                gt.dam_to_enu(np.array(truth[h]), AZIMUTH) / 1000.0) for h in truth]
+    windows[0] = (gt.gpst(13, 59), *windows[0][1:])
+    windows[-1] = (windows[-1][0], gt.gpst(17, 1), windows[-1][2])
+    rover = gt.write_shifted(d, ref.rover_xyz, windows, tmp_path / "rover.obs")
+    e, n, u = (float(v) for v in ref.enu)
+    cfg = dp.gnss_config(dp.CONFIG.replace(
+        "reference_epoch: {e: -886.9560, n: -853.8950, u: -28.4200, label: survey-2022}",
+        f"reference_epoch: {{e: {e:.4f}, n: {n:.4f}, u: {u:.4f}, label: 4h}}").replace(
+        "sessions: {hours: 4, solve_wait: 1s}", "sessions: {hours: 1, solve_wait: 1s}"))
+    state = tmp_path / "state"
+    store = SessionStore(state / "gnss", session_hours=1)
+    dp.record(store, "REF", dp.BASE_OBS, dp.BASE_XYZ, "2022-02-25 13:59:00",
+              "2022-02-25 17:01:00")
+    dp.record(store, "P01", rover, dp.ROVER_XYZ, "2022-02-25 13:59:00", "2022-02-25 17:01:00")
+    store.close()
+    solver, outbox = dp.solver_for(state, cfg)
+    for h in truth:
+        solver._solve(cfg.points["P01"], f"P01/20220225T{h}00Z")
+    got = dp.rows(outbox)
+    own = [p for t, p in got if p["channel"] == "P01.displacement_downstream"]
+    filt = [p for t, p in got if p["channel"] == "P01.filtered_downstream"]
+    print("daemon path, downstream mm: truth / own / filtered / status:",
+          [(truth[h][1], p["value"], f["value"], f["series"]["status"])
+           for h, p, f in zip(truth, own, filt, strict=True)])
+    assert [p["quality"] for p in own] == ["good"] * 3
+    for p, h in zip(own, truth, strict=True):
+        assert abs(p["value"] - truth[h][1]) < WRONG_FIX_MM, (h, p["value"])
+    assert [p["series"]["status"] for p in filt] == ["initialised", "updated", "jump"]
+    assert filt[0]["value"] == own[0]["value"]
+    assert abs(filt[2]["value"] - truth[15][1]) < 4.0       # the line did not jump
+    (event,) = [p for t, p in got if p["channel"] == "P01.alarm.series"]
+    assert event["alarm"]["kind"] == "jump" and event["value"] > 12.0
+    hist, _ = read_history(state / "gnss_points", "P01")
+    assert [h["status"] for h in hist] == ["initialised", "updated", "jump"]
