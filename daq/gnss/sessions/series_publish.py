@@ -187,6 +187,10 @@ def update_series(state: dict[str, Any], o: SessionOutcome, hours: float,
         state["series"] = f.to_dict()
         append_history(points_dir, o.point.name, u,
                        o.window_start.replace(tzinfo=UTC).isoformat())
+        if u.events:
+            log.warning("gnss_series_event", point=o.point.name, session=o.session_id,
+                        events=u.events, status=u.status, detail=u.detail,
+                        innovation_mm=u.to_dict()["innovation_mm"])
         return series_readings(o, u)
     except Exception as err:  # the series must never cost a session its result
         log.error("gnss_series_failed", session=o.session_id, error=repr(err))
