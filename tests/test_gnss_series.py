@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from daq.config import loads
+from daq.errors import ConfigError
 from daq.gnss.cli import series as cli_series
 from daq.gnss.sessions.series_history import append_history, read_history
 from daq.gnss.solver.series import SeriesFilter, SeriesOptions, SeriesUpdate, SessionPoint
@@ -273,3 +275,24 @@ def test_the_series_command_refuses_bad_input_clearly(history: Path, capsys) -> 
         f.write('{"session": "P01/torn", "t_da')            # a torn last line
     code, _ = run("series", "P01", "--state-dir", str(history), "--json")
     assert code == 0 and "1 unreadable line(s) skipped" in capsys.readouterr().err
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+def test_the_series_keys_are_checked_and_reach_the_filter() -> None:
+    from daq.gnss.sessions.series_publish import options_for
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## GNSS", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    cfg = loads("site: s\nrtu: r\nbuses: {}\n" + block, drivers={})
+    assert cfg.gnss is not None
+    series = cfg.gnss.points["P01"].series
+    assert series["confirm"] == 2.5 and series["noise_vertical_mm"] == 2.5
+    opts = options_for(1.0, {**series, "gate": 6.0, "noise_horizontal_mm": 2.0})
+    assert opts.gate == 6.0 and opts.sigma_floor_mm == (2.0, 2.0, 2.5)
+    assert options_for(4.0).sigma_floor_mm == (0.75, 0.75, 1.25)
+    bad = block.replace("confirm: 2.5", "confirm: 0.2").replace("gate: 4", "gates: 4")
+    with pytest.raises(ConfigError) as err:
+        loads("site: s\nrtu: r\nbuses: {}\n" + bad, drivers={})
+    text = str(err.value)
+    assert "gnss.points.P01.series.confirm" in text and "gnss.points.P01.series.gates" in text

@@ -26,6 +26,7 @@ in the point's state file (``series``), written with the rest of it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,15 +73,20 @@ def session_point(o: SessionOutcome) -> SessionPoint:
                         else sol.residual_rms_m * 1000.0)
 
 
-def options_for(hours: float) -> SeriesOptions:
-    """Filter settings for sessions of ``hours``: the noise floor (set for 1-h sessions)
-    scales as 1/√hours (averaging), at most halved (4-h sessions: 0.75 / 0.75 / 1.25 mm),
-    since multipath repeats and does not average away."""
+def options_for(hours: float, settings: Mapping[str, float] | None = None) -> SeriesOptions:
+    """Filter settings for sessions of ``hours`` and the point's ``series:`` keys. The
+    noise floor (set for 1-h sessions) scales as 1/√hours (averaging), at most halved
+    (4-h sessions: 0.75 / 0.75 / 1.25 mm), since multipath repeats and does not average
+    away."""
+    cfg = dict(settings or {})
     base = SeriesOptions()
+    h = cfg.get("noise_horizontal_mm", base.sigma_floor_mm[0])
+    v = cfg.get("noise_vertical_mm", base.sigma_floor_mm[2])
     k = max(0.5, math.sqrt(1.0 / hours))
-    floor = base.sigma_floor_mm
-    return SeriesOptions(interval_days=hours / 24.0,
-                         sigma_floor_mm=(floor[0] * k, floor[1] * k, floor[2] * k))
+    return SeriesOptions(interval_days=hours / 24.0, sigma_floor_mm=(h * k, h * k, v * k),
+                         gate=cfg.get("gate", base.gate), watch=cfg.get("watch", base.watch),
+                         confirm=cfg.get("confirm", base.confirm),
+                         min_ratio=cfg.get("min_ratio", base.min_ratio))
 
 
 def load_filter(state: dict[str, Any], options: SeriesOptions) -> SeriesFilter:
@@ -182,7 +188,7 @@ def update_series(state: dict[str, Any], o: SessionOutcome, hours: float,
     saved with the point's state), append the history, return what to publish. A failure
     here is logged and publishes nothing extra: the session's own readings still go."""
     try:
-        f = load_filter(state, options_for(hours))
+        f = load_filter(state, options_for(hours, o.point.series))
         u = f.add(session_point(o))
         state["series"] = f.to_dict()
         append_history(points_dir, o.point.name, u,
