@@ -60,6 +60,20 @@ def test_a_restart_continues_the_series_exactly() -> None:
     rest = feed(again, pts[30:])
     assert [u.to_dict() for u in rest] == [u.to_dict() for u in whole[30:]]
     assert any("step" in u.events for u in rest)
+    long = SeriesFilter()
+    feed(long, noisy(2000, seed=11, sigma=(3.0, 3.0, 5.0)))   # many watched sessions
+    assert len(json.dumps(long.to_dict())) < 8000              # the state stays small
+
+
+def test_a_damaged_filter_state_is_kept_aside_and_the_series_starts_again() -> None:
+    from daq.gnss.sessions.series_publish import load_filter
+
+    with pytest.raises(ValueError, match="series state"):
+        SeriesFilter.from_dict({"x": [[1.0]], "p": []})
+    state = {"series": {"x": [[1.0, 2.0]], "p": [[1.0, 0.0, 1.0]]}}   # one axis only
+    f = load_filter(state, SeriesOptions())
+    assert f.x == [] and state["series_unreadable"] == {"x": [[1.0, 2.0]],
+                                                       "p": [[1.0, 0.0, 1.0]]}
 
 
 def test_the_same_session_twice_replaces_its_first_update_and_older_ones_are_late() -> None:

@@ -96,8 +96,10 @@ def load_filter(state: dict[str, Any], options: SeriesOptions) -> SeriesFilter:
         return SeriesFilter(options)
     try:
         return SeriesFilter.from_dict(saved, options)
-    except ValueError:
+    except ValueError as err:
         state["series_unreadable"] = saved      # kept, never silently dropped
+        log.error("gnss_series_state_unreadable", error=str(err),
+                  hint="the series starts again; the old state is kept as series_unreadable")
         return SeriesFilter(options)
 
 

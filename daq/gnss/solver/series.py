@@ -185,8 +185,8 @@ class SeriesFilter:
             f._load(d)
             f.prev = d.get("prev")
             if len(f.x) not in (0, 3) or len(f.p) != len(f.x):
-                raise ValueError("state must hold three axes")
-        except (TypeError, KeyError, AttributeError) as err:
+                raise ValueError("the state must hold three axes")
+        except (TypeError, KeyError, AttributeError, ValueError) as err:
             raise ValueError(f"malformed series state: {err}") from None
         return f
 
@@ -275,7 +275,7 @@ class SeriesFilter:
                 u.events.append("outlier")
                 u.detail = f"session {self.pending['session']} dropped as an outlier"
                 self.pending = None
-            before = self._core()
+            before = {**self._core(), "watch": None}    # no chain of snapshots
             self._accept(x, p, z, r, nu, s.t_days)
             far = max(abs(v) for v in held) > self.opt.watch
             self.watch = ({"session": s.session, "t": s.t_days, "z": list(z), "r": list(r),
