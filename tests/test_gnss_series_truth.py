@@ -135,6 +135,7 @@ def test_a_wrong_fix_is_held_and_dropped_not_followed(sessions) -> None:
         assert math.hypot(e[0], e[1]) <= (1.5 if k == 7 else 1.0) or k == STEP_AT, (k, e)
 
 
+@pytest.mark.skipif(not dp.F9P.exists(), reason="the daemon tests' GNSS data not present")
 def test_through_the_daemon_rtcm_sessions_of_a_moving_point_give_the_series(
         tmp_path: Path) -> None:
     """The daemon's own path: the shifted rover and the base re-encoded as RTCM 3 MSM7
