@@ -25,7 +25,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 _PLUGGED = ["daq.convert.cli", "daq.cli_read", "daq.cli_tail", "daq.cli_buffer"]
 _PLUGGED += ["daq.alarms.cli", "daq.manual.cli", "daq.fieldcal.cli"]  # issue 11
 _PLUGGED_GNSS = ["daq.gnss.cli.decode", "daq.gnss.cli.sessions", "daq.gnss.cli.solve",
-                 "daq.gnss.cli.replay"]
+                 "daq.gnss.cli.replay", "daq.gnss.cli.series"]
 
 
 def _print_config_error(err: ConfigError) -> None:

@@ -185,7 +185,10 @@ gnss:
         for r in m["readings"]:
             check.validate(r)
             readings[r["quantity"]] = r
-    assert len(readings) == 6 and all(r["quality"] == "good" for r in readings.values())
+    # 6 of the session, 6 of the series (filtered displacement and velocity, issue 13)
+    assert len(readings) == 12 and all(r["quality"] == "good" for r in readings.values())
+    assert readings["filtered_vertical"]["series"]["status"] == "initialised"
+    assert readings["filtered_vertical"]["value"] == readings["displacement_vertical"]["value"]
     s = readings["baseline_e"]["session"]
     assert (s["id"], s["verdict"], s["epochs"], s["base_xyz_source"]) == \
         ("P01/20220225T1200Z", "fixed", 617, "rtcm")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from daq.schema import Ctx, Field, ListOf, MapOf, Schema, join
@@ -47,6 +47,7 @@ class PointConfig:
     reference_epoch: tuple[float, float, float] | None   # E, N, U (m)
     reference_label: str
     alarm_mm: Mapping[str, float]               # axis → |displacement| threshold (mm)
+    series: Mapping[str, float] = field(default_factory=dict)   # deformation-series filter
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,17 @@ REFERENCE_EPOCH = Schema({
 
 ALARM = Schema({axis: Field("float", min=0.0) for axis in AXES})
 
+SERIES = Schema({   # the deformation-series filter (daq/gnss/solver/series.py); mm, σ units
+    "noise_horizontal_mm": Field("float", min=0.1, max=50.0,
+                                 doc="1-h session scatter floor, horizontal (1.5)"),
+    "noise_vertical_mm": Field("float", min=0.1, max=50.0,
+                               doc="1-h session scatter floor, vertical (2.5)"),
+    "gate": Field("float", min=2.0, max=50.0, doc="a session this many σ off is held (4)"),
+    "watch": Field("float", min=1.0, max=10.0, doc="σ off to watch for a step (1.8)"),
+    "confirm": Field("float", min=1.0, max=20.0, doc="two-session mean σ off: a step (2.5)"),
+    "min_ratio": Field("float", min=1.0, max=100.0, doc="sessions below are rejected (3)"),
+})
+
 
 def _check_systems(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: Ctx) -> None:
     s = out.get("systems")
@@ -108,6 +120,7 @@ POINT = Schema({
     "downstream_side": Field("str", default="right", choices=("right", "left")),
     "reference_epoch": Field(REFERENCE_EPOCH),
     "alarm_mm": Field(ALARM),
+    "series": Field(SERIES),
 }, validator=_check_systems)
 
 
@@ -178,7 +191,7 @@ def _cross_check(out: dict[str, Any], raw: Any, path: str, ctx: Ctx) -> None:
                 ctx.add(join(where, "reference"), f"{ref!r} is not a reference point",
                         _line(raw, "points", name, "reference"))
         elif p.get("role") == "reference":
-            for key in ("reference", "reference_epoch", "alarm_mm"):
+            for key in ("reference", "reference_epoch", "alarm_mm", "series"):
                 if key in p:
                     ctx.add(join(where, key), "only a monitor point has this",
                             _line(raw, "points", name, key))
@@ -225,7 +238,8 @@ def build(checked: Mapping[str, Any]) -> GnssConfig:
             downstream_side=p["downstream_side"],
             reference_epoch=(ep["e"], ep["n"], ep["u"]) if ep else None,
             reference_label=(ep or {}).get("label", "") or "configured",
-            alarm_mm={k: v for k, v in (p.get("alarm_mm") or {}).items() if v is not None})
+            alarm_mm={k: v for k, v in (p.get("alarm_mm") or {}).items() if v is not None},
+            series={k: v for k, v in (p.get("series") or {}).items() if v is not None})
     s = SESSIONS.check(checked.get("sessions") or {}, "", None, Ctx())
     return GnssConfig(streams=streams, points=points, sessions=SessionsConfig(
         hours=s["hours"], retention_days=s.get("retention_days"), max_mb=s.get("max_mb"),

@@ -40,6 +40,7 @@ from daq.outbox import Outbox
 from . import file_format as sio
 from .info import STAMP
 from .publish import NO_REFERENCE_DATA, SOLVER_ERROR, SessionOutcome, readings
+from .series_publish import missing_alarm, update_series
 from .store import SessionInfo, SessionStore, parse_session_id
 
 log = structlog.get_logger("daq.gnss.sessions.solving")
@@ -164,6 +165,16 @@ class SessionSolver(threading.Thread):
             cutoffs.append(datetime.now(UTC).replace(tzinfo=None))
         if cutoffs:
             self.store.close_due(max(cutoffs))   # calls on_close → our queue
+            self._missing(max(cutoffs))
+
+    def _missing(self, now: datetime) -> None:
+        """A series whose next sessions are two intervals overdue: one alarm per gap."""
+        for p in self.cfg.points.values():
+            state = self.points[p.name]
+            items = missing_alarm(p, state, now, self.cfg.sessions.hours,
+                                  self.devices.get(p.name, p.name))
+            if items and self._commit(items):
+                self._save_state(p.name)
 
     def _closed(self, info: SessionInfo) -> None:
         p = self.cfg.points.get(info.point)
@@ -210,6 +221,7 @@ class SessionSolver(threading.Thread):
         outcome = self._attempt(p, session_id, ref_id, base)
         items, info = readings(outcome)
         state = self.points[p.name]
+        items += update_series(state, outcome, self.cfg.sessions.hours, self.dir)
         if self._commit(items):   # else left unsolved: a restart solves it again
             state["last_solved"] = f"{start:{STAMP}}"
         state["last"] = info
