@@ -121,6 +121,7 @@ class Config:
     drivers: Mapping[str, type[Driver]] = field(default_factory=dict, repr=False)
     quarantined: tuple[ConfigProblem, ...] = ()
     gnss: Any = None  # daq.gnss.gnss_config.GnssConfig when a `gnss:` section is given
+    processing: Mapping[str, Any] | None = None  # chains per channel (daq/processing)
 
     @property
     def devices(self) -> list[DeviceConfig]:
@@ -185,6 +186,8 @@ def loads(text: str, *, source: str | None = None,
                 sensors.pop(name, None)
                 quarantined.extend(p for p in trial.problems
                                    if p.path.split(".")[1:2] == [name])
+    if checked.get("processing") and checked["processing"].get("chains"):
+        _check_processing(checked["processing"], sensors, buses, drivers, ctx)
     names: dict[str, str] = {}
     for bus in buses:
         for dev in bus.devices:
@@ -203,6 +206,8 @@ def loads(text: str, *, source: str | None = None,
         log_format=(checked.get("log") or {}).get("format", "auto"),
         source=source, drivers=dict(drivers), quarantined=tuple(quarantined),
         gnss=build_gnss(checked["gnss"]) if checked.get("gnss") is not None else None,
+        processing=(checked["processing"] if (checked.get("processing") or {}).get("chains")
+                    else None),
     )
 
 
@@ -219,6 +224,17 @@ def _check_sensors(sensors: dict[str, Any], buses: list[BusConfig],
         SensorSet.build(sensors, channels)
     except ConfigError as err:
         ctx.problems.extend(err.problems)
+
+
+def _check_processing(processing: dict[str, Any], sensors: dict[str, Any],
+                      buses: list[BusConfig], drivers: Mapping[str, type[Driver]],
+                      ctx: Ctx) -> None:
+    from .processing.config import check_channels
+    from .sensors.config import KIND_OUTPUTS
+
+    channels = _channel_names(buses, drivers) | {
+        f"{sid}.{q}" for sid, s in sensors.items() for q in KIND_OUTPUTS.get(s["kind"], ())}
+    check_channels(processing, channels, ctx)
 
 
 def _channel_names(buses: list[BusConfig], drivers: Mapping[str, type[Driver]]) -> set[str]:

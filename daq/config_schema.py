@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .processing.config import PROCESSING
 from .schema import Ctx, Field, MapOf, Schema, join
 
 BUS_PROTOCOLS = ("modbus_rtu", "modbus_tcp", "serial")
@@ -115,4 +116,5 @@ def top_schema(sensors_field: Field, gnss_field: Field) -> Schema:
         "buses": Field(MapOf(Field(BUS)), default=dict),  # a GNSS-only RTU has none
         "sensors": sensors_field,
         "gnss": gnss_field,
+        "processing": Field(PROCESSING),  # chains per channel (daq/processing/config.py)
     })
