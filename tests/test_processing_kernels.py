@@ -44,14 +44,14 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 @SETTINGS
-@given(values, st.integers(1, 6), st.floats(0, 5))
-def test_hampel_kernel_equals_py_func_and_streaming_equals_batch(xs, k, t):
+@given(values, st.integers(1, 6), st.floats(0, 5), st.sampled_from([0.0, 0.5, 50.0]))
+def test_hampel_kernel_equals_py_func_and_streaming_equals_batch(xs, k, t, floor):
     x = np.array(xs, dtype=float)
-    out, flags = hampel(x, k, t)
+    out, flags = hampel(x, k, t, floor)
     o2, f2 = np.empty_like(x), np.empty(len(x), dtype=bool)
-    K._hampel.py_func(x, k, t, o2, f2)
+    K._hampel.py_func(x, k, t, floor, o2, f2)
     assert same(out, o2) and np.array_equal(flags, f2)
-    h = StreamingHampel(k, t)
+    h = StreamingHampel(k, t, floor)
     parts = [h.push(c) for c in chunks(x, [3, 17, 40])]
     so = np.concatenate([p[0] for p in parts] + [h.flush()])
     sf = np.concatenate([p[1] for p in parts] + [np.zeros(len(x) - sum(len(p[1])
@@ -69,7 +69,7 @@ def test_streaming_hampel_kernel_equals_py_func(xs, k, t):
     for fn in (K._hampel_stream, K._hampel_stream.py_func):
         ring, s, sc, state = np.full(w, np.nan), np.empty(w), np.empty(w), np.zeros(3, np.int64)
         o, f = np.empty_like(x), np.empty(len(x), dtype=bool)
-        m = fn(x, k, t, ring, s, sc, state, o, f)
+        m = fn(x, k, t, 0.0, ring, s, sc, state, o, f)
         res.append((o[:m], f[:m], state.copy()))
     assert same(res[0][0], res[1][0]) and np.array_equal(res[0][1], res[1][1])
     assert np.array_equal(res[0][2], res[1][2])

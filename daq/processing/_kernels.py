@@ -70,13 +70,16 @@ def _mad_sorted(s, n, m, scratch):
 
 
 @njit(cache=True, nogil=True)
-def _hampel_judge(s, n, x, t, scratch):
-    """(replacement, flagged) of the centre value ``x`` against the finite window ``s[:n]``."""
+def _hampel_judge(s, n, x, t, floor, scratch):
+    """(replacement, flagged) of the centre value ``x`` against the finite window ``s[:n]``;
+    a deviation must also exceed ``floor`` (engineering units): on a quiet plateau the MAD
+    is the sensor's noise, and noise is not a spike."""
     if n < 3 or x != x:
         return x, False
     m = _median_sorted(s, n)
     mad = _mad_sorted(s, n, m, scratch)
-    if abs(x - m) > t * MAD_SCALE * mad:
+    d = abs(x - m)
+    if d > t * MAD_SCALE * mad and d > floor:
         return m, True
     return x, False
 
@@ -84,7 +87,7 @@ def _hampel_judge(s, n, x, t, scratch):
 # -- Hampel -----------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
-def _hampel(x, k, t, out, flags):
+def _hampel(x, k, t, floor, out, flags):
     """Centred window 2k+1, a sliding sorted window: O(k) per sample. The first and last
     ``k`` samples have no full window and pass unjudged."""
     n = x.shape[0]
@@ -104,14 +107,14 @@ def _hampel(x, k, t, out, flags):
         new = x[i + k]
         if new == new:
             cnt = _insert_sorted(s, cnt, new)
-        out[i], flags[i] = _hampel_judge(s, cnt, x[i], t, scratch)
+        out[i], flags[i] = _hampel_judge(s, cnt, x[i], t, floor, scratch)
         old = x[i - k]
         if old == old:
             cnt = _remove_sorted(s, cnt, old)
 
 
 @njit(cache=True, nogil=True)
-def _hampel_stream(x, k, t, ring, s, scratch, state, out, flags):
+def _hampel_stream(x, k, t, floor, ring, s, scratch, state, out, flags):
     """Push ``x``; write the decisions on the samples that became centred (each is ``k``
     samples behind the newest) to ``out``/``flags``; return how many. ``state`` holds
     [ring position, finite count in ``s``, samples seen]."""
@@ -134,7 +137,7 @@ def _hampel_stream(x, k, t, ring, s, scratch, state, out, flags):
             continue
         c = ring[(pos - 1 - k) % w]
         if seen >= w:
-            out[m], flags[m] = _hampel_judge(s, cnt, c, t, scratch)
+            out[m], flags[m] = _hampel_judge(s, cnt, c, t, floor, scratch)
         else:  # one of the first k samples: no full window, as in the batch form
             out[m], flags[m] = c, False
         m += 1

@@ -166,7 +166,8 @@ class ChannelChain:
         self.decimate = int(spec.get("decimate", 10))
         d = spec.get("despike")
         self.hampel = (StreamingHampel((int(d.get("window", 7)) - 1) // 2,
-                                       float(d.get("threshold", 3.0))) if d else None)
+                                       float(d.get("threshold", 3.0)),
+                                       float(d.get("min_deviation", 0.0))) if d else None)
         s = spec.get("stuck")
         self.stuck = (StreamingStuck(float(s.get("tolerance", 0.0)), int(s["samples"]))
                       if s else None)

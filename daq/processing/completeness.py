@@ -105,7 +105,7 @@ class Completeness:
             missing = max(expected - c["valid"], 0)
             channels[ch] = {"expected": expected, "valid": c["valid"], "gaps": c["gaps"],
                             "missing": missing,
-                            "fr": round(missing / expected, 6) if expected else None}
+                            "fr": missing / expected if expected else None}
         units: dict[str, dict[str, Any]] = {}
         for name, u in sorted(day.units.items()):
             units[name] = {"up_s": round(u["up_s"], 1), "down_s": round(u["down_s"], 1),
@@ -119,7 +119,7 @@ class Completeness:
                 "covered_s": round(covered, 1), "running_s": round(day.running_s, 1),
                 "not_running_s": round(max(covered - day.running_s, 0.0), 1),
                 "expected": exp, "missing": miss,
-                "fr": round(miss / exp, 6) if exp else None,
+                "fr": miss / exp if exp else None,
                 "channels": channels, "units": units}
 
     def report(self, day: Day) -> dict[str, Any]:

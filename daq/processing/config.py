@@ -10,7 +10,7 @@ Imports no NumPy or Numba: checking a config must not load them.
       report: true              # a daily completeness report (report/daily)
       chains:
         L1.level:               # a published channel: "<sensor>.<output>" or "device/ch"
-          despike: {window: 7, threshold: 3}
+          despike: {window: 7, threshold: 3, min_deviation: 0.05}
           stuck: {tolerance: 0.0005, samples: 300}
           summaries: [10min]
           raw: decimate          # keep | decimate | drop, once summarised
@@ -49,6 +49,9 @@ DESPIKE = Schema({
     "window": Field("int", default=7, min=3, max=301,
                     doc="Hampel window 2k+1 (odd), in samples"),
     "threshold": Field("float", default=3.0, min=0.0, doc="t in |x − median| > t·1.4826·MAD"),
+    "min_deviation": Field("float", default=0.0, min=0.0,
+                           doc="a spike must also depart this far from the median (units):"
+                               " on a quiet plateau the MAD is noise, and noise is no spike"),
 }, name="despike")
 
 STUCK = Schema({

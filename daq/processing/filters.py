@@ -55,9 +55,11 @@ def _pos(v: Any, name: str, *, zero_ok: bool = False) -> float:
 
 # -- Hampel -----------------------------------------------------------------------------------
 
-def hampel(x: Any, k: int = 3, t: float = 3.0) -> tuple[Array, np.ndarray[Any, Any]]:
+def hampel(x: Any, k: int = 3, t: float = 3.0,
+           min_deviation: float = 0.0) -> tuple[Array, np.ndarray[Any, Any]]:
     """Hampel identifier over the centred window 2k+1: a sample is flagged when
-    |x − median| > t·1.4826·MAD and replaced by the median (DOMAIN.md D15).
+    |x − median| > t·1.4826·MAD (and > ``min_deviation``) and replaced by the median
+    (DOMAIN.md D15).
 
     NaN samples are left out of every window and never flagged; windows with fewer than 3
     valid samples judge nothing; the first and last ``k`` samples pass unjudged.
@@ -65,9 +67,10 @@ def hampel(x: Any, k: int = 3, t: float = 3.0) -> tuple[Array, np.ndarray[Any, A
     a = _series(x)
     k = _int(k, "k", 1)
     t = _pos(t, "t", zero_ok=True)
+    floor = _pos(min_deviation, "min_deviation", zero_ok=True)
     out = np.empty_like(a)
     flags = np.empty(a.shape[0], dtype=np.bool_)
-    K._hampel(a, k, t, out, flags)
+    K._hampel(a, k, t, floor, out, flags)
     return out, flags
 
 
@@ -76,9 +79,10 @@ class StreamingHampel:
     samples behind the newest. :meth:`push` returns the decided (values, flags);
     :meth:`flush` the last ``k``, unjudged as in :func:`hampel`."""
 
-    def __init__(self, k: int = 3, t: float = 3.0) -> None:
+    def __init__(self, k: int = 3, t: float = 3.0, min_deviation: float = 0.0) -> None:
         self.k = _int(k, "k", 1)
         self.t = _pos(t, "t", zero_ok=True)
+        self.floor = _pos(min_deviation, "min_deviation", zero_ok=True)
         w = 2 * self.k + 1
         self._ring = np.full(w, np.nan)
         self._sorted = np.empty(w)
@@ -94,7 +98,7 @@ class StreamingHampel:
         a = _series(np.atleast_1d(x))
         out = np.empty_like(a)
         flags = np.empty(a.shape[0], dtype=np.bool_)
-        m = K._hampel_stream(a, self.k, self.t, self._ring, self._sorted, self._scratch,
+        m = K._hampel_stream(a, self.k, self.t, self.floor, self._ring, self._sorted, self._scratch,
                              self._state, out, flags)
         return out[:m], flags[:m]
 
@@ -103,7 +107,7 @@ class StreamingHampel:
         n, w = self.pending, 2 * self.k + 1
         pos = int(self._state[0])
         rest = np.array([self._ring[(pos - n + i) % w] for i in range(n)])
-        self.__init__(self.k, self.t)  # type: ignore[misc]
+        self.__init__(self.k, self.t, self.floor)  # type: ignore[misc]
         return rest
 
 

@@ -52,7 +52,7 @@ def chain_intervals(cfg: Any) -> dict[str, float]:
 
 class Processor:
     def __init__(self, processing: dict[str, Any], intervals: dict[str, float],
-                 state_path: Path | None = None) -> None:
+                 state_path: Path | None = None, now: float | None = None) -> None:
         self.clock = Clock(processing.get("timezone", "UTC"),
                            float(processing.get("day_start", 0.0)))
         self.chains = {ch: ChannelChain(ch, spec, self.clock, intervals[ch])
@@ -66,7 +66,7 @@ class Processor:
         self._saved = time.monotonic()
         self.reports = 0
         if state_path is not None and state_path.exists():
-            self._restore(state_path)
+            self._restore(state_path, time.time() if now is None else now)
 
     @classmethod
     def from_config(cls, cfg: Any, state_dir: Path | None = None) -> Processor:
@@ -144,13 +144,12 @@ class Processor:
             log.error("processing_state_save_failed", error=str(err))
         self._saved = time.monotonic()
 
-    def _restore(self, path: Path) -> None:
+    def _restore(self, path: Path, now: float) -> None:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:  # windows restart marked partial: honest
             log.error("processing_state_unreadable", path=str(path), error=str(err))
             return
-        now = time.time()
         try:
             for ch, states in doc.get("windows", {}).items():
                 chain = self.chains.get(ch)
