@@ -95,7 +95,40 @@ def show_status(st: dict[str, Any], device: str | None = None,
                        + (", ".join(known) or "none"))
     elif values and not device:
         out.append(f"\n{len(values)} sensor channels; `daq status --sensor ID` shows one")
+    if st.get("processing"):
+        out.extend(["", *_processing_lines(st["processing"], sensor)])
     return "\n".join(out)
+
+
+def _processing_lines(p: dict[str, Any], sensor: str | None) -> list[str]:
+    """The open window of each chain (one sensor's with --sensor) and today's FR."""
+    out = []
+    if sensor:
+        rows = []
+        for ch, c in sorted(p["chains"].items()):
+            if ch.split(".")[0] != sensor and ch.split("/")[0] != sensor:
+                continue
+            for label, w in c["windows"].items():
+                if w.get("start") is None:
+                    rows.append([f"{ch}/{label}", "-", "", "", "", "", "", ""])
+                    continue
+                comp = w["completeness"]
+                rows.append([f"{ch}/{label}", f"{w['start']} → {w['end']}",
+                             f"{w['n_valid']}/{w['n_expected']}",
+                             "" if comp is None else f"{100 * comp:.1f} %",
+                             w["mean"], w["min"], w["max"], " ".join(w["flags"])])
+        if rows:
+            out.append(render(["window", "open (UTC)", "n/expected", "complete", "mean",
+                               "min", "max", "flags"], rows))
+    today = p.get("today")
+    if today and today.get("fr") is not None:
+        out.append(f"today ({today['date']}, day from {today['day_start_hour']:g}:00 "
+                   f"{today['timezone']}): missing rate {100 * today['fr']:.2f} % "
+                   f"({today['missing']} of {today['expected']} expected so far)")
+        for name, u in sorted(today["units"].items()):
+            rate = "-" if u["online_rate"] is None else f"{100 * u['online_rate']:.1f} %"
+            out.append(f"  unit {name}: online {rate}, failures {u['failures']}")
+    return out
 
 
 def _gnss_table(g: dict[str, Any]) -> str:

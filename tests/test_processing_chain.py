@@ -207,3 +207,14 @@ def test_daily_report_counts_gaps_skipped_slots_and_downtime(tmp_path: Path):
     validator("daily_report.json").validate(
         {"v": 1, "site": "s", "rtu": "r", "readings": [rep.to_payload(1)]})
     json.dumps(body)
+
+
+def test_after_a_crash_a_window_published_before_it_is_not_published_again(tmp_path: Path):
+    p = processor({"summaries": [10.0]}, tmp_path)
+    for i in range(5):
+        p.feed([reading(T0 + i, 2.0)])
+    p.save()  # the periodic save
+    published = summaries([x for i in range(5, 13) for x in p.feed([reading(T0 + i, 2.0)])])
+    assert len(published) == 1  # ... then SIGKILL
+    q = processor({"summaries": [10.0]}, tmp_path, now=T0 + 14)
+    assert summaries(q.feed([])) == []

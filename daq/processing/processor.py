@@ -114,7 +114,7 @@ class Processor:
             self._queued = []
             for ch, chain in self.chains.items():
                 out.extend(chain.flush(self.topics.get(ch, "data/unknown")))
-        self.save()
+        self.save(clean=True)
         return out
 
     # -- state ----------------------------------------------------------------------------
@@ -128,11 +128,14 @@ class Processor:
                     ts=datetime.now(UTC), lane=Lane.RESULT, extra={"report": rep})
         return ("report/daily", r)
 
-    def save(self) -> None:
+    def save(self, clean: bool = False) -> None:
+        """``clean``: written by an orderly stop, so a window that ended while the daemon
+        was down was not published yet. A periodic save (clean false) may hold a window
+        that closed and was published before a crash: that one is not published again."""
         if self.state_path is None:
             return
         with self._lock:
-            doc = {"version": 1, "saved": time.time(),
+            doc = {"version": 1, "saved": time.time(), "clean": clean,
                    "windows": {ch: [w.state() for w in c.windows]
                                for ch, c in self.chains.items()},
                    "completeness": self.completeness.state()}
@@ -158,13 +161,17 @@ class Processor:
                 for w, s in zip(chain.windows, states, strict=False):
                     if (w.period, w.kind) != (s.get("period"), s.get("kind")):
                         continue
+                    if not doc.get("clean") and s.get("end", 0) <= now:
+                        continue  # may be published already: a second version would lie
                     for r in w.restore(s, now):
                         self._queued.append((f"summary/{r.sensor or r.device}", r))
             for rep in self.completeness.restore(doc.get("completeness") or {}, now):
                 self._queued.append(self._report(rep))
         except (KeyError, TypeError, ValueError) as err:
             log.error("processing_state_unreadable", path=str(path), error=repr(err))
-        log.info("processing_state_resumed", windows_published=len(self._queued))
+        log.info("processing_state_resumed", windows_published=len(self._queued),
+                 clean=bool(doc.get("clean")))
+        self.save()  # a crash from now on must not resume this state a second time
 
     def status(self) -> dict[str, Any]:
         with self._lock:
