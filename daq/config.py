@@ -188,6 +188,14 @@ def loads(text: str, *, source: str | None = None,
                                    if p.path.split(".")[1:2] == [name])
     if checked.get("processing") and checked["processing"].get("chains"):
         _check_processing(checked["processing"], sensors, buses, drivers, ctx)
+        if quarantine:  # a chain of a quarantined sensor goes with it; the rest runs
+            for p in [p for p in ctx.problems if p.path.startswith("processing.chains.")]:
+                ctx.problems.remove(p)
+                quarantined.append(p)
+                name = p.path[len("processing.chains."):]
+                for ch in list(checked["processing"]["chains"]):
+                    if name == ch or name.startswith(ch + "."):
+                        checked["processing"]["chains"].pop(ch)
     names: dict[str, str] = {}
     for bus in buses:
         for dev in bus.devices:
