@@ -53,12 +53,14 @@ def _median_sorted(s, n):
 
 @njit(cache=True, nogil=True)
 def _mad_sorted(s, n, m, scratch):
-    """Median of |s - m| for sorted ``s[:n]`` with median ``m``: an O(n) merge of the two
-    monotone runs of deviations (left of the median going down, right going up)."""
+    """Median of |s - m| for sorted ``s[:n]`` with median ``m``: a merge of the two
+    monotone runs of deviations (left of the median going down, right going up), stopped
+    as soon as the middle of the merged run is reached."""
     left = (n - 1) // 2
     right = left + 1
+    last = n // 2  # the highest merged index the median needs
     k = 0
-    while left >= 0 or right < n:
+    while k <= last:
         if right >= n or (left >= 0 and m - s[left] <= s[right] - m):
             scratch[k] = m - s[left]
             left -= 1
@@ -67,6 +69,23 @@ def _mad_sorted(s, n, m, scratch):
             right += 1
         k += 1
     return _median_sorted(scratch, n)
+
+
+@njit(cache=True, nogil=True)
+def _replace_sorted(s, n, old, new):
+    """Swap one ``old`` in sorted ``s[:n]`` for ``new`` in one pass (both finite)."""
+    j = 0
+    while s[j] != old:
+        j += 1
+    if new > old:
+        while j + 1 < n and s[j + 1] < new:
+            s[j] = s[j + 1]
+            j += 1
+    else:
+        while j > 0 and s[j - 1] > new:
+            s[j] = s[j - 1]
+            j -= 1
+    s[j] = new
 
 
 @njit(cache=True, nogil=True)
@@ -105,12 +124,15 @@ def _hampel(x, k, t, floor, out, flags):
             cnt = _insert_sorted(s, cnt, x[j])
     for i in range(k, n - k):
         new = x[i + k]
-        if new == new:
-            cnt = _insert_sorted(s, cnt, new)
+        old = x[i - k - 1] if i > k else np.nan  # leaves as ``new`` enters
+        if old == old and new == new:
+            _replace_sorted(s, cnt, old, new)
+        else:
+            if old == old:
+                cnt = _remove_sorted(s, cnt, old)
+            if new == new:
+                cnt = _insert_sorted(s, cnt, new)
         out[i], flags[i] = _hampel_judge(s, cnt, x[i], t, floor, scratch)
-        old = x[i - k]
-        if old == old:
-            cnt = _remove_sorted(s, cnt, old)
 
 
 @njit(cache=True, nogil=True)
@@ -122,14 +144,16 @@ def _hampel_stream(x, k, t, floor, ring, s, scratch, state, out, flags):
     pos, cnt, seen = state[0], state[1], state[2]
     m = 0
     for i in range(x.shape[0]):
-        if seen >= w:  # the oldest leaves the window
-            old = ring[pos]
+        old = ring[pos] if seen >= w else np.nan  # the oldest leaves the window
+        v = x[i]
+        if old == old and v == v:
+            _replace_sorted(s, cnt, old, v)
+        else:
             if old == old:
                 cnt = _remove_sorted(s, cnt, old)
-        v = x[i]
+            if v == v:
+                cnt = _insert_sorted(s, cnt, v)
         ring[pos] = v
-        if v == v:
-            cnt = _insert_sorted(s, cnt, v)
         pos = (pos + 1) % w
         seen += 1
         centre = seen - 1 - k
@@ -274,28 +298,31 @@ def _acc_init(acc):
 
 
 @njit(cache=True, nogil=True)
+def _acc_add(acc, ti, v):
+    """Welford's update, O(1); extremes keep the earliest time of a tie, first and last
+    are by measurement time (an out-of-order sample lands where it belongs)."""
+    if v != v:
+        acc[NBAD] += 1.0
+        return
+    acc[N] += 1.0
+    acc[SUM] += v
+    d = v - acc[MEAN]
+    acc[MEAN] += d / acc[N]
+    acc[M2] += d * (v - acc[MEAN])
+    if v < acc[MIN] or (v == acc[MIN] and ti < acc[TMIN]):
+        acc[MIN], acc[TMIN] = v, ti
+    if v > acc[MAX] or (v == acc[MAX] and ti < acc[TMAX]):
+        acc[MAX], acc[TMAX] = v, ti
+    if ti < acc[TFIRST]:
+        acc[FIRST], acc[TFIRST] = v, ti
+    if ti >= acc[TLAST]:
+        acc[LAST], acc[TLAST] = v, ti
+
+
+@njit(cache=True, nogil=True)
 def _acc_update(acc, t, x):
-    """Welford's update, O(1) per sample; extremes keep the earliest time of a tie, first
-    and last are by measurement time (an out-of-order sample lands where it belongs)."""
     for i in range(x.shape[0]):
-        v = x[i]
-        if v != v:
-            acc[NBAD] += 1.0
-            continue
-        ti = t[i]
-        acc[N] += 1.0
-        acc[SUM] += v
-        d = v - acc[MEAN]
-        acc[MEAN] += d / acc[N]
-        acc[M2] += d * (v - acc[MEAN])
-        if v < acc[MIN] or (v == acc[MIN] and ti < acc[TMIN]):
-            acc[MIN], acc[TMIN] = v, ti
-        if v > acc[MAX] or (v == acc[MAX] and ti < acc[TMAX]):
-            acc[MAX], acc[TMAX] = v, ti
-        if ti < acc[TFIRST]:
-            acc[FIRST], acc[TFIRST] = v, ti
-        if ti >= acc[TLAST]:
-            acc[LAST], acc[TLAST] = v, ti
+        _acc_add(acc, t[i], x[i])
 
 
 @njit(cache=True, nogil=True)
@@ -304,10 +331,7 @@ def _window_stats(t, x, start, period, n_windows, out):
     ``out[n_windows, ACC_SIZE]``; samples outside every window are ignored."""
     for i in range(n_windows):
         _acc_init(out[i])
-    one_t = np.empty(1)
-    one_x = np.empty(1)
     for j in range(x.shape[0]):
         i = int(np.floor((t[j] - start) / period))
         if 0 <= i < n_windows:
-            one_t[0], one_x[0] = t[j], x[j]
-            _acc_update(out[i], one_t, one_x)
+            _acc_add(out[i], t[j], x[j])
