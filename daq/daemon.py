@@ -218,7 +218,8 @@ class Daemon:
         if cfg.processing:  # only then are NumPy and Numba imported
             from .processing.processor import Processor, warm
 
-            log.info("processing_kernels_ready", seconds=round(warm(), 3))  # before any poll
+            log.info("processing_kernels_ready",  # before any poll
+                     seconds=round(warm(dict(cfg.processing)), 3))
             self.processor = self.pipeline.processor = Processor.from_config(
                 cfg, self.state_dir)
         self.workers = [BusWorker(bus, {d.name: instantiate(d, cfg.drivers)

@@ -186,25 +186,29 @@ class Processor:
             }
 
 
-def warm() -> float:
-    """Compile (or load from NUMBA_CACHE_DIR) every kernel before the first poll."""
+def warm(processing: dict[str, Any] | None = None) -> float:
+    """Compile (or load from NUMBA_CACHE_DIR) the kernels before the first poll: those the
+    configured chains use (each loaded kernel costs memory), or all of them."""
     import numpy as np
 
     from . import filters, windows
 
+    chains = None if processing is None else list((processing.get("chains") or {}).values())
     t0 = time.perf_counter()
     x = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 6.0, 7.0, 8.0])
     t = np.arange(x.shape[0], dtype=np.float64)
-    filters.hampel(x, 1, 3.0)
-    h = filters.StreamingHampel(1, 3.0)
-    h.push(x)
-    filters.rolling_median(x, 3)
-    filters.StreamingRollingMedian(3).push(x)
-    filters.rolling_mean(x, 3)
-    filters.StreamingRollingMean(3).push(x)
-    filters.ewma(x, 0.5)
-    filters.rate_of_change(t, x)
-    filters.stuck(x, 0.0, 2)
-    windows.window_stats(t, x, 8)
-    windows.windowed_stats(t, x, 0.0, 4.0, 2)
+    windows.WindowAccumulator().add(t, x)
+    if chains is None or any(c.get("despike") for c in chains):
+        filters.StreamingHampel(1, 3.0).push(x)
+    if chains is None or any(c.get("stuck") for c in chains):
+        filters.StreamingStuck(0.0, 2).push(x)
+    if chains is None:
+        filters.hampel(x, 1, 3.0)
+        filters.rolling_median(x, 3)
+        filters.StreamingRollingMedian(3).push(x)
+        filters.rolling_mean(x, 3)
+        filters.StreamingRollingMean(3).push(x)
+        filters.ewma(x, 0.5)
+        filters.rate_of_change(t, x)
+        windows.windowed_stats(t, x, 0.0, 4.0, 2)
     return time.perf_counter() - t0
