@@ -98,7 +98,15 @@ class Pipeline(threading.Thread):
                                         "quality": r.quality.value, "ts": format_ts(r.ts)}
             out.extend((topic, r) for r in derived)
         out = [(t, r if r.sensor is not None else sanitize(r)) for t, r in out]
-        return out if self.processor is None else self.processor.feed(out)
+        if self.processor is None:
+            return out
+        try:
+            return list(self.processor.feed(out))
+        except Exception as err:  # a processing bug costs summaries, never the raw readings
+            log.error("processing_error", device=dev.name,
+                      error=f"{type(err).__name__}: {err}")
+            self.outbox.bump("processing_errors")
+            return out
 
     def run(self) -> None:
         interval, batch = self.cfg.outbox.commit_interval, self.cfg.outbox.commit_batch
