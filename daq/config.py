@@ -126,6 +126,7 @@ class Config:
     gnss: Any = None  # daq.gnss.gnss_config.GnssConfig when a `gnss:` section is given
     alarms: Any = None  # daq.alarms.alarm_config.AlarmsConfig when `alarms:` is given
     manual: Any = None  # daq.manual.manual_config.ManualConfig when `manual:` is given
+    processing: Mapping[str, Any] | None = None  # chains per channel (daq/processing)
 
     @property
     def devices(self) -> list[DeviceConfig]:
@@ -190,6 +191,16 @@ def loads(text: str, *, source: str | None = None,
                 sensors.pop(name, None)
                 quarantined.extend(p for p in trial.problems
                                    if p.path.split(".")[1:2] == [name])
+    if checked.get("processing") and checked["processing"].get("chains"):
+        _check_processing(checked["processing"], sensors, buses, drivers, ctx)
+        if quarantine:  # a chain of a quarantined sensor goes with it; the rest runs
+            for p in [p for p in ctx.problems if p.path.startswith("processing.chains.")]:
+                ctx.problems.remove(p)
+                quarantined.append(p)
+                name = p.path[len("processing.chains."):]
+                for ch in list(checked["processing"]["chains"]):
+                    if name == ch or name.startswith(ch + "."):
+                        checked["processing"]["chains"].pop(ch)
     names: dict[str, str] = {}
     for bus in buses:
         for dev in bus.devices:
@@ -219,6 +230,8 @@ def loads(text: str, *, source: str | None = None,
         gnss=build_gnss(checked["gnss"]) if checked.get("gnss") is not None else None,
         alarms=_build_alarms(checked.get("alarms")),
         manual=_build_manual(checked.get("manual")),
+        processing=(checked["processing"] if (checked.get("processing") or {}).get("chains")
+                    else None),
     )
 
 
@@ -251,6 +264,17 @@ def _check_sensors(sensors: dict[str, Any], buses: list[BusConfig],
         SensorSet.build(sensors, channels)
     except ConfigError as err:
         ctx.problems.extend(err.problems)
+
+
+def _check_processing(processing: dict[str, Any], sensors: dict[str, Any],
+                      buses: list[BusConfig], drivers: Mapping[str, type[Driver]],
+                      ctx: Ctx) -> None:
+    from .processing.config import check_channels
+    from .sensors.config import KIND_OUTPUTS
+
+    channels = _channel_names(buses, drivers) | {
+        f"{sid}.{q}" for sid, s in sensors.items() for q in KIND_OUTPUTS.get(s["kind"], ())}
+    check_channels(processing, channels, ctx)
 
 
 def _channel_names(buses: list[BusConfig], drivers: Mapping[str, type[Driver]]) -> set[str]:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from .alarms.alarm_config import ALARMS
 from .manual.manual_config import MANUAL
+from .processing.config import PROCESSING
 from .schema import Ctx, Field, MapOf, Schema, join
 
 BUS_PROTOCOLS = ("modbus_rtu", "modbus_tcp", "serial")
@@ -128,4 +129,5 @@ def top_schema(sensors_field: Field, gnss_field: Field) -> Schema:
         "gnss": gnss_field,
         "alarms": Field(ALARMS),
         "manual": Field(MANUAL),
+        "processing": Field(PROCESSING),  # chains per channel (daq/processing/config.py)
     })

@@ -65,6 +65,7 @@ class Pipeline(threading.Thread):
         self.commits = 0
         self.dropped_uncommitted = 0
         self.sensors: Any = None
+        self.processor: Any = None  # daq.processing.Processor when chains are configured
         self.last: dict[str, dict[str, Any]] = {}
         if cfg.sensors:
             from .sensors import SensorSet
@@ -96,7 +97,16 @@ class Pipeline(threading.Thread):
                 self.last[r.channel] = {"value": r.value, "unit": r.unit,
                                         "quality": r.quality.value, "ts": format_ts(r.ts)}
             out.extend((topic, r) for r in derived)
-        return [(t, r if r.sensor is not None else sanitize(r)) for t, r in out]
+        out = [(t, r if r.sensor is not None else sanitize(r)) for t, r in out]
+        if self.processor is None:
+            return out
+        try:
+            return list(self.processor.feed(out))
+        except Exception as err:  # a processing bug costs summaries, never the raw readings
+            log.error("processing_error", device=dev.name,
+                      error=f"{type(err).__name__}: {err}")
+            self.outbox.bump("processing_errors")
+            return out
 
     def run(self) -> None:
         interval, batch = self.cfg.outbox.commit_interval, self.cfg.outbox.commit_batch
@@ -212,6 +222,14 @@ class Daemon:
         self.outbox = Outbox(self.state_dir / "outbox.sqlite3", max_rows=outbox_cap(cfg))
         self.publisher: Publisher | None = None
         self.pipeline = Pipeline(cfg, self.outbox, on_commit=self._wake_publisher)
+        self.processor: Any = None
+        if cfg.processing:  # only then are NumPy and Numba imported
+            from .processing.processor import Processor, warm
+
+            log.info("processing_kernels_ready",  # before any poll
+                     seconds=round(warm(dict(cfg.processing)), 3))
+            self.processor = self.pipeline.processor = Processor.from_config(
+                cfg, self.state_dir)
         self.workers = [BusWorker(bus, {d.name: instantiate(d, cfg.drivers)
                                         for d in bus.devices}, self.pipeline.submit)
                         for bus in cfg.buses]
@@ -281,6 +299,7 @@ class Daemon:
             "gnss": None if self.gnss is None else self.gnss.status(),
             "alarms": None if self.alarms is None else self.alarms.health(),
             **self.control.status(),
+            "processing": None if self.processor is None else self.processor.status(),
         }
 
     def write_status(self) -> None:
@@ -340,6 +359,9 @@ class Daemon:
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_status:
+                if self.processor is not None:
+                    self.processor.tick({s.name: s.up for w in self.workers
+                                         for s in w.states.values()})
                 self.write_status()
                 next_status = now + 2.0
             if now >= next_maintenance:
@@ -370,6 +392,11 @@ class Daemon:
         if self.gnss is not None:
             self.gnss.stop()  # commits a solve in progress before the outbox closes
         self.pipeline.stop()  # commits what was polled: accepted before we go
+        if self.processor is not None:  # what the despikers hold; window state saved
+            try:
+                self.outbox.add(self.processor.flush())
+            except (sqlite3.Error, OSError) as err:
+                log.error("processing_flush_failed", error=str(err))
         if self.publisher is not None:
             deadline = time.monotonic() + 3.0  # a short grace to send what is buffered
             while (self.publisher.state.connected and time.monotonic() < deadline

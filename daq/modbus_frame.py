@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import struct
 
-# register/bit kind -> read function code
-FUNCTION_CODES = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+# register/bit kind -> read function code; "write_coil" is function 5 (write single coil),
+# whose ``count`` carries the value (0/1) and whose reply echoes address and value
+WRITE_COIL = "write_coil"
+FUNCTION_CODES = {"coil": 1, "discrete": 2, "holding": 3, "input": 4, WRITE_COIL: 5}
 BIT_KINDS = frozenset(("coil", "discrete"))
 MAX_COUNT = {"coil": 2000, "discrete": 2000, "holding": 125, "input": 125}
 EXCEPTION_NAMES = {1: "illegal function", 2: "illegal data address",
@@ -59,7 +61,9 @@ def with_crc(frame: bytes) -> bytes:
 
 
 def read_pdu(kind: str, address: int, count: int) -> bytes:
-    """The PDU of a read request (function 1, 2, 3 or 4)."""
+    """The PDU of a read request (function 1, 2, 3 or 4), or of a single-coil write."""
+    if kind == WRITE_COIL:
+        return struct.pack(">BHH", 5, address, 0xFF00 if count else 0)
     if not 1 <= count <= MAX_COUNT[kind]:
         raise ValueError(f"{kind} reads take 1..{MAX_COUNT[kind]} items, not {count}")
     return struct.pack(">BHH", FUNCTION_CODES[kind], address, count)
@@ -67,10 +71,14 @@ def read_pdu(kind: str, address: int, count: int) -> bytes:
 
 def data_bytes(kind: str, count: int) -> int:
     """The byte count a correct reply to a read of ``count`` items carries."""
+    if kind == WRITE_COIL:
+        return 4  # the echo: address and value
     return (count + 7) // 8 if kind in BIT_KINDS else 2 * count
 
 
 def rtu_reply_length(kind: str, count: int) -> int:
+    if kind == WRITE_COIL:
+        return 8  # unit, function, address, value, CRC: no byte-count field
     return 3 + data_bytes(kind, count) + 2
 
 
@@ -97,6 +105,10 @@ def check_pdu(pdu: bytes, kind: str, count: int) -> bytes:
     if pdu[0] != fc:
         raise FrameError("garbled", f"function code {pdu[0]} answers no request of ours "
                                     f"(sent {fc})")
+    if kind == WRITE_COIL:
+        if len(pdu) != 5:
+            raise FrameError("garbled", f"a {len(pdu)}-byte answer to a coil write (5 expected)")
+        return pdu[1:]
     want = data_bytes(kind, count)
     if len(pdu) < 2 or pdu[1] != want or len(pdu) != 2 + want:
         got = pdu[1] if len(pdu) > 1 else None
@@ -115,7 +127,7 @@ def check_rtu(frame: bytes, unit: int, kind: str, count: int) -> bytes:
     if frame[1] not in (fc, fc | 0x80):
         raise FrameError("garbled", f"function code {frame[1]} answers no request of ours "
                                     f"(sent {fc})")
-    if frame[1] == fc and frame[2] != data_bytes(kind, count):
+    if frame[1] == fc and kind != WRITE_COIL and frame[2] != data_bytes(kind, count):
         raise FrameError("garbled", f"byte count {frame[2]}; the request implies "
                                     f"{data_bytes(kind, count)}")
     if crc16(frame[:-2]) != int.from_bytes(frame[-2:], "little"):
@@ -139,7 +151,7 @@ def check_rtu_header(header: bytes, unit: int, kind: str, count: int) -> None:
     if header[1] not in (fc, fc | 0x80):
         raise FrameError("garbled", f"function code {header[1]} answers no request of ours "
                                     f"(sent {fc})")
-    if header[1] == fc and header[2] != data_bytes(kind, count):
+    if header[1] == fc and kind != WRITE_COIL and header[2] != data_bytes(kind, count):
         raise FrameError("garbled", f"byte count {header[2]}; the request implies "
                                     f"{data_bytes(kind, count)}")
 
@@ -167,4 +179,4 @@ def bits(data: bytes, count: int) -> list[int]:
 
 
 def values(data: bytes, kind: str, count: int) -> list[int]:
-    return bits(data, count) if kind in BIT_KINDS else registers(data)
+    return bits(data, count) if kind in BIT_KINDS else registers(data)  # write: [addr, value]

@@ -64,6 +64,15 @@ class _Master:
                     raise
         raise AssertionError("unreachable")
 
+    def write_coil(self, address: int, value: bool, unit: int) -> None:
+        """Write one coil (function 5); the reply must echo address and value. Never
+        repeated: a write is not retried behind the caller's back."""
+        want = [address, 0xFF00 if value else 0]
+        got = self._transact(mf.WRITE_COIL, address, int(bool(value)), unit)
+        if got != want:
+            raise ModbusProtocolError(f"unit {unit} echoed {got} to a coil write of {want}",
+                                      kind="garbled")
+
 
 class RtuMaster(_Master):
     """A Modbus RTU master on an open pyserial port (any URL: device, ``sim://``, ...)."""

@@ -38,6 +38,37 @@ def read_status(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     return status, None
 
 
+def _processing_lines(p: dict[str, Any], sensor: str | None) -> list[str]:
+    """The open window of each chain (one sensor's with --sensor) and today's FR."""
+    out = []
+    if sensor:
+        rows = []
+        for ch, c in sorted(p["chains"].items()):
+            if ch.split(".")[0] != sensor and ch.split("/")[0] != sensor:
+                continue
+            for label, w in c["windows"].items():
+                if w.get("start") is None:
+                    rows.append([f"{ch}/{label}", "-", "", "", "", "", "", ""])
+                    continue
+                comp = w["completeness"]
+                rows.append([f"{ch}/{label}", f"{w['start']} → {w['end']}",
+                             f"{w['n_valid']}/{w['n_expected']}",
+                             "" if comp is None else f"{100 * comp:.1f} %",
+                             w["mean"], w["min"], w["max"], " ".join(w["flags"])])
+        if rows:
+            out.append(render(["window", "open (UTC)", "n/expected", "complete", "mean",
+                               "min", "max", "flags"], rows))
+    today = p.get("today")
+    if today and today.get("fr") is not None:
+        out.append(f"today ({today['date']}, day from {today['day_start_hour']:g}:00 "
+                   f"{today['timezone']}): missing rate {100 * today['fr']:.2f} % "
+                   f"({today['missing']} of {today['expected']} expected so far)")
+        for name, u in sorted(today["units"].items()):
+            rate = "-" if u["online_rate"] is None else f"{100 * u['online_rate']:.1f} %"
+            out.append(f"  unit {name}: online {rate}, failures {u['failures']}")
+    return out
+
+
 def _gnss_table(g: dict[str, Any]) -> str:
     """Receivers (what each delivered) and monitoring points (their last session)."""
     streams = render(

@@ -187,4 +187,8 @@ def show_status(st: dict[str, Any], device: str | None = None,
                        "has not answered)")
     elif values and not device:
         out.append(f"\n{len(values)} sensor channels; `daq status --sensor ID` shows one")
+    if st.get("processing"):
+        from .status import _processing_lines
+
+        out.extend(["", *_processing_lines(st["processing"], sensor)])
     return "\n".join(out)

@@ -69,7 +69,9 @@ class Tmux:
         if shutil.which("tmux") is None:
             raise RuntimeError("tmux is not installed (scripts/_setup.sh installs it)")
         self.sock = str(tmp / "tmux.sock")
-        env = f"cd {shlex.quote(str(REPO))} && exec " + " ".join(
+        # The shell stays (no exec) so the pane outlives a command that exits, such as
+        # `daq status`; its INT trap lets Ctrl-C reach the command but not end the pane.
+        env = f"cd {shlex.quote(str(REPO))} && trap true INT; " + " ".join(
             shlex.quote(c) for c in command)
         self._tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height),
                    "sh", "-c", env + "; sleep 600")

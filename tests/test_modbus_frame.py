@@ -53,3 +53,15 @@ def test_mbap_header_checks() -> None:
     for bad in ("00080000000701", "00070001000701", "00070000010001", "00070000000702"):
         with pytest.raises(mf.FrameError):
             mf.check_mbap(bytes.fromhex(bad), 7, 1)
+
+
+def test_write_single_coil_matches_the_spec_example_and_checks_the_echo() -> None:
+    """Modbus spec 6.5 (slave 0x11, coil 173 ON): the request is 11 05 00AC FF00 + CRC 4E8B,
+    and only a reply echoing address and value is taken as done."""
+    req = mf.rtu_request(0x11, mf.WRITE_COIL, 0xAC, 1)
+    assert req.hex() == "110500acff004e8b"
+    assert mf.values(mf.check_rtu(req, 0x11, mf.WRITE_COIL, 1), mf.WRITE_COIL, 1) == \
+        [0xAC, 0xFF00]
+    with pytest.raises(mf.FrameError) as err:
+        mf.check_rtu(mf.with_crc(bytes.fromhex("1185") + b"\x02"), 0x11, mf.WRITE_COIL, 1)
+    assert err.value.kind == "exception" and err.value.code == 2

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from ..errors import DeviceError
 from .alarm_config import Action, Rule
 
 log = structlog.get_logger("daq.alarms")
@@ -34,13 +35,17 @@ def write_coil(worker: Any, device: str, address: int, value: bool) -> str:
         raise ActionFailed(f"bus {worker.bus.name} unavailable: {worker.link_error}")
     unit = worker.devices[device].address or 1
     link = worker.link
-    reply = link.write_coil(address, value, device_id=unit)
-    if reply.isError():
-        raise ActionFailed(f"unit {unit} refused the coil write: {reply}")
-    back = link.read_coils(address, count=1, device_id=unit)
-    if back.isError() or bool(back.bits[0]) != value:
-        raise ActionFailed(f"coil {address} of {device} reads back "
-                           f"{None if back.isError() else bool(back.bits[0])}, not {value}")
+    try:
+        link.write_coil(address, value, unit)
+    except (DeviceError, OSError) as err:
+        raise ActionFailed(f"unit {unit} refused the coil write: {err}") from err
+    try:
+        back = link.read_items("coil", address, 1, unit)
+    except (DeviceError, OSError) as err:
+        raise ActionFailed(f"coil {address} of {device} could not be read back: {err}") from err
+    if bool(back[0]) != value:
+        raise ActionFailed(f"coil {address} of {device} reads back {bool(back[0])}, "
+                           f"not {value}")
     return f"coil {address} of {device} set to {value} and read back"
 
 

@@ -32,6 +32,16 @@ def level_from_pressure(pressure_kpa: float, sensor_elevation: float, density: f
     return finite(sensor_elevation, "sensor elevation") + head + finite(offset, "offset")
 
 
+def level_from_pressure_factor(pressure: float, factor: float, sensor_elevation: float,
+                               offset: float = 0.0, length_unit_m: float = 1.0) -> float:
+    """Level from a transducer sheet's linear factor in place of ρ and g: ``sensor
+    elevation + P·factor + offset`` (m), e.g. 2.31 ft of water per psi (``length_unit_m``
+    0.3048 converts the factor's feet to metres; P in the factor's pressure unit)."""
+    head = finite(pressure, "pressure") * positive(factor, "head factor") \
+        * positive(length_unit_m, "length unit")
+    return finite(sensor_elevation, "sensor elevation") + head + finite(offset, "offset")
+
+
 def level_unvented(absolute_kpa: float, barometric_kpa: float, sensor_elevation: float,
                    density: float, gravity: float, offset: float = 0.0) -> float:
     """Unvented transducer: the barometric pressure (kPa, same time) is subtracted first."""

@@ -118,11 +118,14 @@ def v_notch_kindsvater_shen(h: float, angle_deg: float = 90.0, *, gravity: float
     return _result(flow, h, lo, hi)
 
 
-def v_notch_sl_90(h: float, *, h_min: float | None = None,
-                  h_max: float | None = None) -> WeirFlow:
-    """SL/DL 90° triangular weir ``Q = 1.4·H^2.5`` (m³/s, H in m)."""
+def v_notch_sl_90(h: float, *, coefficient: float = 1.4, exponent: float = 2.5,
+                  h_min: float | None = None, h_max: float | None = None) -> WeirFlow:
+    """90° triangular weir ``Q = C·H^n`` (m³/s, H in m): SL 551's C 1.4, n 2.5 by default;
+    instrument vendors print tables from 1.38·H^2.5 or 1.343·H^2.47."""
     h = _head(h, "m")
-    flow = 1.4 * h**2.5 if h > 0 else 0.0
+    c = positive(coefficient, "coefficient C")
+    n = positive(exponent, "exponent n")
+    flow = c * h**n if h > 0 else 0.0
     lo, hi = _range("m", (0.05, 0.30), (0.05, 0.30), h_min, h_max)
     return _result(flow, h, lo, hi)
 

@@ -14,6 +14,7 @@ from ..convert import (
     level_from_distance,
     level_from_encoder,
     level_from_pressure,
+    level_from_pressure_factor,
     scale_4_20ma,
     to_kpa,
     ultrasonic_distance,
@@ -79,6 +80,13 @@ LEVEL_FIELDS: dict[str, Field] = {
     }, name="current")),
     "density": Field(DENSITY),
     "gravity": Field("float", min=9.7, max=9.9, doc="m/s²"),
+    "head_factor": Field(Schema({
+        "value": Field("float", required=True, min=0.0, doc="head per unit of pressure"),
+        "unit": Field("str", required=True, choices=tuple(LENGTH_UNITS_M),
+                      doc="length unit of the head"),
+        "per": Field("str", required=True, choices=_PRESSURE_UNITS, doc="pressure unit"),
+    }, name="head_factor"), doc="a transducer sheet's factor in place of density and "
+                                "gravity, e.g. {value: 2.31, unit: ft, per: psi}"),
     "offset": Field("float", default=0.0, doc="m, staff-gauge offset"),
 }
 
@@ -103,6 +111,16 @@ def check_level(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: C
     for role in inputs:
         if role not in req_in + opt_in:
             ctx.add(join(ipath, role), f"is not used by method: {method}", lines.get("inputs"))
+    if "head_factor" in out:  # the sheet's factor stands for density and gravity
+        if "sensor_elevation" not in req_keys:
+            ctx.add(join(path, "head_factor"), f"is not used by method: {method}",
+                    lines.get("head_factor"))
+        for key in ("density", "gravity"):
+            if key in out:
+                ctx.add(join(path, key), "give density and gravity, or head_factor, not both",
+                        lines.get(key))
+        req_keys = tuple(k for k in req_keys if k not in ("density", "gravity"))
+        opt_keys = tuple(k for k in opt_keys if k not in ("density", "gravity"))
     for key in req_keys:
         if key not in out:
             ctx.add(join(path, key), f"is required with method: {method}", lines.get("method"))
@@ -120,6 +138,12 @@ def check_level(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: C
 
 def _pressure_level(cfg: Mapping[str, Any], s: Mapping[str, Sample], p: Dep,
                     ev: Events) -> Output:
+    hf = cfg.get("head_factor")
+    if hf is not None:  # P (kPa) in the factor's pressure unit, times the factor
+        per_kpa = to_kpa(1.0, hf["per"])
+        return derive("level", "m", [p], lambda: level_from_pressure_factor(
+            val(p) / per_kpa, hf["value"], cfg["sensor_elevation"], cfg["offset"],
+            LENGTH_UNITS_M[hf["unit"]]), ev)
     temp = s.get("temperature")
     rho_deps, rho = density_term(cfg["density"], temp)
     return derive("level", "m", [p, *rho_deps], lambda: level_from_pressure(

@@ -28,12 +28,13 @@ WEIR_FORMULA_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # formula: (required keys, optional keys)
     "usbr_v90": ((), ()),
     "kindsvater_shen": (("angle", "gravity"), ("ce", "kh")),
-    "sl_90": ((), ()),
+    "sl_90": ((), ("coefficient", "exponent")),
     "francis": (("crest_length", "contractions"), ()),
     "kindsvater_carter": (("crest_length", "ce", "kb", "kh", "gravity"), ()),
     "cipolletti": (("crest_length",), ()),
 }
-_WEIR_OPTIONAL = ("angle", "gravity", "ce", "kh", "kb", "crest_length", "contractions")
+_WEIR_OPTIONAL = ("angle", "gravity", "ce", "kh", "kb", "crest_length", "contractions",
+                  "coefficient", "exponent")
 _GRAVITY_RANGE = {"m": (9.7, 9.9), "ft": (31.8, 32.5)}
 
 RANGE = Schema({"min": Field("float", required=True), "max": Field("float", required=True)},
@@ -52,6 +53,9 @@ WEIR_FIELDS: dict[str, Field] = {
     "crest_length": Field("float", min=0.0),
     "contractions": Field("int", choices=(0, 1, 2), doc="Francis end contractions n"),
     "gravity": Field("float", doc="m/s² (unit m) or ft/s² (unit ft)"),
+    "coefficient": Field("float", min=1.0, max=2.0,
+                         doc="sl_90: C in Q = C·H^n (SL 551: 1.4; vendor tables 1.38, 1.343)"),
+    "exponent": Field("float", min=2.0, max=3.0, doc="sl_90: n in Q = C·H^n (2.5; or 2.47)"),
     "valid_range": Field(RANGE, doc="override of the formula's valid head range (unit)"),
 }
 
@@ -95,7 +99,8 @@ def _weir_flow(cfg: Mapping[str, Any], h: float) -> WeirFlow:
         return v_notch_kindsvater_shen(h, cfg["angle"], gravity=cfg["gravity"],
                                        ce=cfg.get("ce"), kh=cfg.get("kh"), unit=unit, **lim)
     if f == "sl_90":
-        return v_notch_sl_90(h, **lim)
+        return v_notch_sl_90(h, coefficient=cfg.get("coefficient", 1.4),
+                             exponent=cfg.get("exponent", 2.5), **lim)
     if f == "francis":
         return rectangular_francis(h, cfg["crest_length"], unit=unit,
                                    contractions=cfg["contractions"], **lim)

@@ -1,0 +1,68 @@
+"""``daq check`` validates the processing chains like every other section: every problem
+at once, with its dotted path, and a hint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from daq.config import loads
+from daq.errors import ConfigError
+
+from .conftest import REPO
+
+
+def _site(processing: dict) -> str:
+    doc = yaml.safe_load((REPO / "configs" / "site-example.yaml").read_text())
+    doc["processing"] = processing
+    return yaml.safe_dump(doc)
+
+
+def test_the_site_example_chains_are_valid():
+    cfg = loads((REPO / "configs" / "site-example.yaml").read_text())
+    assert cfg.processing is not None
+    assert cfg.processing["chains"]["L1.level"]["summaries"] == [600.0]
+    assert cfg.processing["chains"]["RAIN.rainfall"]["totals"] == [3600.0, 86400.0]
+    assert cfg.processing["day_start"] == 8.0
+
+
+def test_every_chain_problem_is_reported_at_once():
+    bad = {"timezone": "Mars/Olympus", "day_start": 25, "chains": {
+        "L1.levle": {"summaries": ["10min"]},
+        "L2.level": {"despike": {"window": 6}, "summaries": ["7min", "soon"]},
+        "W1.flow": {"raw": "drop"},
+        "W2.flow": {"totals": ["1h"], "raww": "keep"},
+        "W3.flow": {},
+    }}
+    with pytest.raises(ConfigError) as err:
+        loads(_site(bad))
+    got = {p.path: p for p in err.value.problems}
+    assert "processing.day_start" in got
+    assert got["processing.chains.L1.levle"].hint == "did you mean 'L1.level'?"
+    assert "is even" in got["processing.chains.L2.level.despike.window"].message
+    assert "does not divide a day" in got["processing.chains.L2.level.summaries[0]"].message
+    assert "processing.chains.L2.level.summaries[1]" in got
+    assert "would lose the data" in got["processing.chains.W1.flow.raw"].message
+    assert "processing.chains.W2.flow.raww" in got
+    assert "empty chain" in got["processing.chains.W3.flow"].message
+    assert "processing.timezone" in got
+
+
+def test_daq_check_exits_2_on_a_bad_chain(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text(_site({"chains": {"L1.level": {"summaries": ["7min"]}}}))
+    out = subprocess.run([sys.executable, "-m", "daq", "check", "--config", str(path)],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 2 and "processing.chains.L1.level.summaries[0]" in out.stderr \
+        + out.stdout
+
+
+def test_daq_run_quarantines_a_broken_chain_and_keeps_the_others():
+    cfg = loads(_site({"chains": {"L1.level": {"summaries": ["10min"]},
+                                  "GONE.level": {"summaries": ["10min"]}}}), quarantine=True)
+    assert cfg.processing is not None and list(cfg.processing["chains"]) == ["L1.level"]
+    assert [p.path for p in cfg.quarantined] == ["processing.chains.GONE.level"]
