@@ -21,10 +21,16 @@ from .tables import render
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
-# Subcommands contributed by other modules: each has register(subparsers).
-_PLUGGED = ["daq.convert.cli"]
+# Subcommands contributed by other modules: each has register(subparsers). These modules
+# are imported to build every parser, so they must be light at import (argparse only; heavy
+# imports inside the command function): tests/test_cli_startup.py checks it.
+_PLUGGED = ["daq.convert.cli", "daq.tools.ports", "daq.tools.modbus", "daq.tools.sdi12",
+            "daq.tools.mqtt_check", "daq.tools.completion"]
+# `daq gnss …` commands import numpy/Numba at module level: they are imported only when the
+# command line names `gnss` (or a full parser is asked for, e.g. for shell completion).
 _PLUGGED_GNSS = ["daq.gnss.cli_decode", "daq.gnss.cli_sessions", "daq.gnss.cli_solve",
                  "daq.gnss.cli_replay"]
+GNSS_HELP = "GNSS sessions, raw logs and baseline solutions"
 
 
 def _print_config_error(err: ConfigError) -> None:
@@ -160,10 +166,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+EPILOG = """examples:
+  daq check --config /etc/daq/site.yaml      validate a configuration (exit 2 on a problem)
+  daq status                                 what the running daemon is doing
+  daq ports                                  serial ports, their USB ids and who holds them
+  daq modbus read /dev/ttyUSB0 --unit 7 --address 0 --count 4 --decode all
+  daq modbus scan /dev/ttyUSB0 --baud 9600 --ids 1-30
+  daq mqtt check --config /etc/daq/site.yaml test the broker link step by step
+  daq completion bash > /etc/bash_completion.d/daq
+
+exit codes: 0 ok, 1 runtime failure, 2 bad input or configuration.
+Every command takes --help; most take --json for scripts."""
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The sub-command named on a command line (top-level options take no value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the parts that command line needs are imported."""
+    full = argv is None or _command_of(argv) in ("gnss", "completion")
     p = argparse.ArgumentParser(
-        prog="daq", description="damwatch-daq: dam-safety data acquisition. Exit codes: "
-        "0 ok, 1 runtime failure, 2 bad input or configuration.")
+        prog="daq", description="damwatch-daq: dam-safety data acquisition.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"damwatch-daq {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -200,10 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in _PLUGGED:
         _plug(name, sub)
-    g = sub.add_parser("gnss", help="GNSS sessions, raw logs and baseline solutions")
+    g = sub.add_parser("gnss", help=GNSS_HELP, description=GNSS_HELP + ".")
     gsub = g.add_subparsers(dest="gnss_command", required=True, metavar="GNSS_COMMAND")
-    for name in _PLUGGED_GNSS:
-        _plug(name, gsub)
+    if full:
+        for name in _PLUGGED_GNSS:
+            _plug(name, gsub)
     return p
 
 
@@ -218,7 +245,8 @@ def _plug(module: str, sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command != "run":  # run configures logging from its configuration
         from . import logs
