@@ -50,9 +50,15 @@ def _load(args: argparse.Namespace, *, quarantine: bool = False) -> Any:
     return cfg
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from .daemon import readings_per_second
+def readings_per_second(cfg: Any) -> float:
+    """daq.daemon.readings_per_second without importing the daemon (paho, the outbox)."""
+    from .config import instantiate
 
+    return sum(max(len(instantiate(d, cfg.drivers).channels), 1) / d.interval
+               for d in cfg.devices)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
     try:
         cfg = _load(args)
     except ConfigError as err:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .config_schema import DEVICE, MQTT, OUTBOX, top_schema
-from .driver import Driver, LoadFailure, discover
+from .driver import Driver, LoadFailure, discover, lazy_drivers
 from .errors import ConfigError, ConfigProblem
 from .gnss.gnss_config import GNSS
 from .gnss.gnss_config import build as build_gnss
@@ -160,13 +160,13 @@ def loads(text: str, *, source: str | None = None,
         raise ConfigError([ConfigProblem("", f"YAML syntax: {getattr(err, 'problem', err)}",
                                          mark.line + 1 if mark else None)], source) from err
     if drivers is None:
-        found, failed = discover()
-        drivers, failures = found, failed
+        drivers, failures = lazy_drivers()  # imports only the drivers the file names
     ctx = Ctx()
     checked = top_schema(SENSORS_FIELD, Field(GNSS)).check(doc, "", 1, ctx)
     if not isinstance(checked, dict):
         raise ConfigError(ctx.problems, source)
-    buses = _build_buses(checked.get("buses", {}), doc, drivers, failures or [], ctx)
+    buses = _build_buses(checked.get("buses", {}), doc, drivers,
+                         failures if failures is not None else [], ctx)
     sensors = dict(checked.get("sensors") or {})
     if sensors:
         _check_sensors(sensors, buses, drivers, ctx)
@@ -201,7 +201,7 @@ def loads(text: str, *, source: str | None = None,
         buses=tuple(buses), sensors=sensors,
         log_level=(checked.get("log") or {}).get("level", "info"),
         log_format=(checked.get("log") or {}).get("format", "auto"),
-        source=source, drivers=dict(drivers), quarantined=tuple(quarantined),
+        source=source, drivers=drivers, quarantined=tuple(quarantined),
         gnss=build_gnss(checked["gnss"]) if checked.get("gnss") is not None else None,
     )
 
@@ -259,7 +259,6 @@ _BUS_LINK = {"modbus_rtu": "modbus", "modbus_tcp": "modbus", "serial": "serial"}
 def _build_buses(buses: dict[str, Any], doc: Any, drivers: Mapping[str, type[Driver]],
                  failures: list[LoadFailure], ctx: Ctx) -> list[BusConfig]:
     out = []
-    quarantined = {f.name: f for f in failures}
     raw_buses = doc.get("buses", {}) if isinstance(doc, dict) else {}
     for bus_name, bus in buses.items():
         devices = []
@@ -274,8 +273,8 @@ def _build_buses(buses: dict[str, Any], doc: Any, drivers: Mapping[str, type[Dri
             dlines = getattr(raw, "key_lines", {})
             drv = drivers.get(dev["driver"])
             if drv is None:
-                if dev["driver"] in quarantined:
-                    f = quarantined[dev["driver"]]
+                f = next((f for f in failures if f.name == dev["driver"]), None)
+                if f is not None:
                     ctx.add(join(path, "driver"), f"driver {dev['driver']!r} failed to load: "
                             f"{f.error}", dlines.get("driver"), "see `daq drivers`")
                 else:
