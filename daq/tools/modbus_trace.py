@@ -73,10 +73,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
                                      stopbits=args.stopbits, timeout=gap)
     except (OSError, ValueError) as err:
         return fail("modbus trace", f"cannot open {args.url}: {err}")
-    if not args.json:
-        print(f"listening on {args.url} at {args.baud} {8}{args.parity}{args.stopbits}, "
-              f"a frame ends after {gap * 1000:.1f} ms of silence; Ctrl-C stops",
-              file=sys.stderr)
+    print(f"listening on {args.url} at {args.baud} 8{args.parity}{args.stopbits}, a frame "
+          f"ends after {gap * 1000:.1f} ms of silence; Ctrl-C stops", file=sys.stderr,
+          flush=True)
     seen = 0
     try:
         seen = _listen(port, args, gap)
