@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .config_schema import DEVICE, MQTT, OUTBOX, top_schema
+from .config_schema import DEVICE, MQTT, OUTBOX, mqtt_url_problem, top_schema
 from .driver import Driver, LoadFailure, discover, lazy_drivers
 from .errors import ConfigError, ConfigProblem
 from .gnss.gnss_config import GNSS
@@ -350,11 +350,13 @@ def instantiate(dev: DeviceConfig, drivers: Mapping[str, type[Driver]] | None = 
 
 def with_mqtt_url(cfg: Config, url: str) -> Config:
     """The configuration with its broker replaced by ``url`` (``daq run --mqtt-url``)."""
+    problem = mqtt_url_problem(url)
+    if problem is not None:
+        raise ConfigError([ConfigProblem("--mqtt-url", problem, None,
+                                         "e.g. mqtt://127.0.0.1:1883")])
     parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError([ConfigProblem("--mqtt-url", f"{url!r} is not mqtt://host:port")])
     base = cfg.mqtt or _build_mqtt(MQTT.check({}, "", None, Ctx()), cfg.rtu)
     tls = parts.scheme == "mqtts"
-    return replace(cfg, mqtt=replace(base, host=parts.hostname,
+    return replace(cfg, mqtt=replace(base, host=parts.hostname or "127.0.0.1",
                                      port=parts.port or (8883 if tls else 1883),
                                      tls_enabled=tls))
