@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import ConfigError
+from .errors import ConfigError, ConfigProblem
 from .tables import render
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -59,14 +59,21 @@ def readings_per_second(cfg: Any) -> float:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    problem: ConfigError | None = None
     try:
         cfg = _load(args)
     except ConfigError as err:
+        problem = err
+    except Exception as bug:  # a checker bug must still end in words (tests/test_config_fuzz)
+        problem = ConfigError([ConfigProblem("", f"the checker failed on this file "
+                                             f"({type(bug).__name__}: {str(bug)[:200]}); "
+                                             "please report it with the file")], args.config)
+    if problem is not None:
         if args.json:
             print(json.dumps({"ok": False, "problems": [dataclasses.asdict(p)
-                                                        for p in err.problems]}, indent=1))
+                                                        for p in problem.problems]}, indent=1))
         else:
-            _print_config_error(err)
+            _print_config_error(problem)
         return EXIT_BAD_INPUT
     from .budget import bus_budget
 

@@ -45,6 +45,9 @@ class Secret:
         return f"Secret(file={self.file!r}, env={self.env!r})"
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a real configuration is a few kB; refuse what is not one
+
+
 @dataclass(frozen=True)
 class TlsConfig:
     ca_file: str | None = None
@@ -134,10 +137,22 @@ def load(path: str | os.PathLike[str], *, drivers: Mapping[str, type[Driver]] | 
     """Read and check a configuration file; raises :class:`ConfigError` with every problem."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         raise ConfigError([ConfigProblem("", f"cannot read file: {err.strerror}")], source) \
             from err
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigProblem("", f"the file is larger than {MAX_CONFIG_BYTES} "
+                                         "bytes: that is not a configuration (wrong file?)")],
+                          source)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem("", f"not UTF-8 text: byte 0x{data[err.start]:02x} "
+                                         f"at offset {err.start}", line,
+                                         "save the file as UTF-8")], source) from err
     return loads(text, source=source, drivers=drivers, failures=failures,
                  quarantine=quarantine)
 
@@ -156,9 +171,40 @@ def loads(text: str, *, source: str | None = None,
     try:
         doc = load_yaml(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise ConfigError([ConfigProblem("", f"YAML syntax: {getattr(err, 'problem', err)}",
-                                         mark.line + 1 if mark else None)], source) from err
+        raise ConfigError([yaml_problem(err, text)], source) from err
+    except RecursionError as err:
+        raise ConfigError([ConfigProblem("", "values are nested too deeply to be a "
+                                         "configuration")], source) from err
+    try:
+        return _loads(doc, source, drivers, failures, quarantine)
+    except RecursionError as err:
+        raise ConfigError([ConfigProblem("", "values are nested too deeply to be a "
+                                         "configuration")], source) from err
+
+
+def yaml_problem(err: Exception, text: str) -> ConfigProblem:
+    """A YAML syntax error as file line, column, what is wrong and the offending line."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    what = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    if mark is None:
+        return ConfigProblem("", f"YAML syntax: {what}")
+    lines = text.splitlines()
+    shown = lines[mark.line][:120] if mark.line < len(lines) else ""
+    hint = (f"line {mark.line + 1} reads: {shown!r}" if shown.strip() else
+            "the file ends there")
+    start = getattr(err, "context_mark", None)
+    if context and start is not None and start.line < len(lines) and start is not mark:
+        hint += f"; {context} that started on line {start.line + 1}: " \
+                f"{lines[start.line][:120]!r}"
+    elif context:
+        hint += f" ({context})"
+    return ConfigProblem("", f"YAML syntax, column {mark.column + 1}: {what}", mark.line + 1,
+                         hint)
+
+
+def _loads(doc: Any, source: str | None, drivers: Mapping[str, type[Driver]] | None,
+           failures: list[LoadFailure] | None, quarantine: bool) -> Config:
     if drivers is None:
         drivers, failures = lazy_drivers()  # imports only the drivers the file names
     ctx = Ctx()
@@ -169,7 +215,10 @@ def loads(text: str, *, source: str | None = None,
                          failures if failures is not None else [], ctx)
     sensors = dict(checked.get("sensors") or {})
     if sensors:
-        _check_sensors(sensors, buses, drivers, ctx)
+        built = {dev.name for bus in buses for dev in bus.devices}
+        broken = {name for bus in (checked.get("buses") or {}).values()
+                  for name in (bus.get("devices") or {}) if name not in built}
+        _check_sensors(sensors, buses, drivers, ctx, broken)
     quarantined: list[ConfigProblem] = []
     if quarantine:
         quarantined = [p for p in ctx.problems if _isolable(p.path)]
@@ -213,8 +262,14 @@ def _isolable(path: str) -> bool:
 
 
 def _check_sensors(sensors: dict[str, Any], buses: list[BusConfig],
-                   drivers: Mapping[str, type[Driver]], ctx: Ctx) -> None:
+                   drivers: Mapping[str, type[Driver]], ctx: Ctx,
+                   broken: set[str] | frozenset[str] = frozenset()) -> None:
+    """``broken``: devices whose own section has a problem (already reported): inputs from
+    them are not reported again, so one misspelt driver name is one problem, not twenty."""
     channels = _channel_names(buses, drivers)
+    channels |= {ref for cfg in sensors.values() if isinstance(cfg, dict)
+                 for ref in (cfg.get("inputs") or {}).values()
+                 if isinstance(ref, str) and ref.partition("/")[0] in broken}
     try:
         SensorSet.build(sensors, channels)
     except ConfigError as err:
