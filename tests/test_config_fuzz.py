@@ -77,8 +77,9 @@ def test_mutated_configurations_give_a_config_or_problems(seed: int) -> None:
     (b"site: s\nrtu: r\nbuses: {b: {protocol: modbus_rtu, url: 'sim://x', timeout: 500}}\n",
      "500 s is above the maximum 30 s"),
     (b"x: " + b"a" * (1 << 20) + b"\n", "larger than 1048576 bytes"),
+    (b"x: [" + b"[1, {a: b}], " * 60000 + b"]\n", "far more than a configuration holds"),
 ], ids=["xff", "deep", "400-digits", "unhashable-kind", "yaml-syntax", "port-1893l",
-        "port-99999", "bare-timeout", "over-1MB"])
+        "port-99999", "bare-timeout", "over-1MB", "too-many-values"])
 def test_issue_reproducers_exit_2_with_the_problem(tmp_path: Path, content: bytes,
                                                    words: str) -> None:
     path = tmp_path / "c.yaml"
