@@ -197,6 +197,17 @@ def _command_of(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+def _seconds(text: str) -> float:
+    """A number of seconds ≥ 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} s: give 0 (run until Ctrl-C) or more")
+    return value
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv``, only the parts that command line needs are imported."""
     full = argv is None or _command_of(argv) in ("gnss", "completion")
@@ -234,7 +245,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     m.add_argument("--config", default=None, help="default: the bundled configs/demo.yaml")
     m.add_argument("--mqtt-url", help="use this broker instead of starting a mosquitto")
     m.add_argument("--state-dir", help="default: a temporary directory")
-    m.add_argument("--duration", type=float, default=0, help="stop after N seconds (0: never)")
+    m.add_argument("--duration", type=_seconds, default=0,
+                   help="stop after N seconds (0: never)")
     m.set_defaults(func=cmd_demo)
 
     for name in _PLUGGED:
