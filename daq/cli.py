@@ -256,7 +256,49 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     if full:
         for name in _PLUGGED_GNSS:
             _plug(name, gsub)
+    for name, text in CORE_EXAMPLES.items():
+        if name in sub.choices and not sub.choices[name].description:
+            sub.choices[name].description = text
+    _plain_help(p)
     return p
+
+
+CORE_EXAMPLES = {
+    "run": "Run the daemon (systemd runs this).\n\nexamples:\n"
+           "  daq run --config /etc/daq/site.yaml\n"
+           "  daq run --config site.yaml --mqtt-url mqtt://127.0.0.1:1883 --state-dir /tmp/s",
+    "check": "Validate a configuration: every problem with its path and line, and the wire "
+             "budget\nof each bus. Exit 2 on any problem.\n\nexamples:\n"
+             "  daq check --config /etc/daq/site.yaml\n"
+             "  daq check --config site.yaml --json",
+    "drivers": "The installed drivers, and those that failed to load with the reason.\n\n"
+               "examples:\n  daq drivers\n  daq drivers --json",
+    "status": "What the running daemon is doing.\n\nexamples:\n  daq status\n"
+              "  daq status --device vw_a\n  daq status --sensor P07 --json",
+    "demo": "The bundled demo: simulated instruments, a local broker and a live view.\n\n"
+            "examples:\n  daq demo\n  daq demo --duration 60",
+}
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Help texts for a terminal: no reST markup (``x``, :class:`x`), examples kept laid out.
+
+    Sub-command modules often pass their docstring as the description; this keeps the
+    docstring good for Sphinx and the help good for a person.
+    """
+    import re
+
+    for action in parser._actions:  # argparse has no public walk of its tree
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            text = child.description or ""
+            if "``" in text or ":" in text:
+                text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text).replace("``", "")
+                child.description = re.sub(r"::\n", ":\n", text)
+            if "example" in (child.description or "").lower():
+                child.formatter_class = argparse.RawDescriptionHelpFormatter
+            _plain_help(child)
 
 
 def _plug(module: str, sub: Any) -> None:

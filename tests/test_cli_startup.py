@@ -7,10 +7,12 @@ configuration schema (to check a ``gnss:`` section), nothing else of daq.gnss.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +70,25 @@ def test_top_level_help_has_examples_and_no_raw_markup() -> None:
         assert f"    {cmd}" in res.stdout
     for markup in ("``", ":class:", ":func:", "%(", "[bold"):
         assert markup not in res.stdout
+
+
+def _parsers(parser: Any, path: str = "daq") -> Any:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _parsers(child, f"{path} {name}")
+
+
+def test_every_help_is_plain_text_and_the_commands_show_examples() -> None:
+    from daq.cli import build_parser
+
+    seen = dict(_parsers(build_parser()))
+    for path, parser in seen.items():
+        text = parser.format_help()
+        for markup in ("``", ":class:", ":func:", ":data:", "%("):
+            assert markup not in text, (path, markup)
+    for path in ("daq", "daq run", "daq check", "daq status", "daq drivers", "daq demo",
+                 "daq ports", "daq modbus read", "daq modbus scan", "daq modbus trace",
+                 "daq sdi12 scan", "daq sdi12 measure", "daq mqtt check", "daq completion"):
+        assert "examples:" in seen[path].format_help(), path
