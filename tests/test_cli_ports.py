@@ -78,3 +78,26 @@ def test_bash_completion_from_the_parser(tmp_path: Path) -> None:
     assert complete("daq", "modbus", "read", "--kind", "") == ["holding", "input", "coil",
                                                                "discrete"]
     assert "solve" in complete("daq", "gnss", "")
+
+
+def test_modbus_tools_do_not_talk_over_the_daemon() -> None:
+    """A port the daemon holds is refused (its polling would collide), unless --force."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    daemon = subprocess.Popen([sys.executable, "-c", HOLD, path, "-m", "daq", "run"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert daemon.stdout is not None and daemon.stdout.readline().strip() == "open"
+        read = daq("modbus", "read", path, "--unit", "1", "--address", "0")
+        scan = daq("modbus", "scan", path, "--ids", "1-2")
+        forced = daq("modbus", "read", path, "--unit", "1", "--address", "0", "--force",
+                     "--timeout", "0.1")
+    finally:
+        daemon.kill()
+        daemon.wait(10)
+        os.close(slave)
+        os.close(master)
+    for res in (read, scan):
+        assert res.returncode == 1
+        assert f"the daq daemon (pid {daemon.pid}) holds {path}" in res.stderr
+    assert forced.returncode == 1 and "Nothing came back" in forced.stderr

@@ -57,6 +57,17 @@ def _link_args(p: argparse.ArgumentParser, timeout: float, many: bool = False) -
     p.add_argument("--timeout", type=positive_float, default=timeout,
                    help=f"seconds to wait for a reply (default {timeout:g})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--force", action="store_true",
+                   help="use the port even though the daemon holds it")
+
+
+def busy(args: argparse.Namespace) -> str | None:
+    """Why the port must not be used now (the daemon polls on it), unless --force."""
+    if getattr(args, "force", False):
+        return None
+    from .ports import daemon_holding
+
+    return daemon_holding(args.url)
 
 
 def register(sub: Any) -> None:
@@ -157,6 +168,9 @@ def cmd_read(args: argparse.Namespace) -> int:
         rtu.rtu_request(args.unit, function, args.address, count)  # validates the numbers
     except ValueError as err:
         return fail("modbus read", str(err), EXIT_BAD_INPUT)
+    reason = busy(args)
+    if reason:
+        return fail("modbus read", reason)
     try:
         link = open_link(settings_of(args, baud, parity))
     except (OSError, ValueError) as err:

@@ -45,7 +45,7 @@ class Progress:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from .modbus import parse_list, settings_of
+    from .modbus import busy, parse_list, settings_of
     from .modbus_link import open_link
     from .modbus_trace import print_frames
 
@@ -57,6 +57,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
             rtu.rtu_request(unit, function, args.address, 1)
     except ValueError as err:
         return fail("modbus scan", str(err), EXIT_BAD_INPUT)
+    reason = busy(args)
+    if reason:
+        return fail("modbus scan", reason)
     combos = [(b, p) for b in bauds for p in parities]
     bar = Progress(len(combos) * len(args.ids), sys.stderr)
     results: list[dict[str, Any]] = []

@@ -152,3 +152,18 @@ def cmd_ports(args: argparse.Namespace) -> int:
         print(f"({hidden} processes of other users not inspected: run as root to see "
               "every holder)")
     return EXIT_OK
+
+
+def daemon_holding(url: str) -> str | None:
+    """If ``url`` is a local device the running daemon has open: why not to open it too."""
+    if not url.startswith("/"):
+        return None
+    dev = os.path.realpath(url)
+    held, _ = holders({dev})
+    pids = [h["pid"] for h in held.get(dev, []) if h["daemon"] and h["pid"] != os.getpid()]
+    if not pids:
+        return None
+    return (f"the daq daemon (pid {pids[0]}) holds {url}: frames sent now would collide "
+            "with its polling. Stop it (systemctl stop daq), use `daq read`, which asks the "
+            "daemon for a slot, or pass --force to share the line anyway")
+
