@@ -51,6 +51,8 @@ def register(sub: Any) -> None:
         p.add_argument("--no-break", action="store_true",
                        help="do not send a break before each command")
         p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--force", action="store_true",
+                       help="use the port even though the daemon holds it")
         if name == "scan":
             p.add_argument("--addresses", default=ALL_ADDRESSES,
                            help="addresses to try, e.g. 0123 (default: all 62)")
@@ -93,6 +95,11 @@ def cmd_sdi12(args: argparse.Namespace) -> int:
             p.parse_command(args.command)
     except ValueError as err:
         return fail(what, str(err), EXIT_BAD_INPUT)
+    from .modbus import busy
+
+    reason = busy(args)
+    if reason:
+        return fail(what, reason)
     try:
         link = _open(args)
     except (OSError, ValueError) as err:
