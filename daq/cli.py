@@ -16,16 +16,23 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import ConfigError
+from .errors import ConfigError, ConfigProblem
 from .tables import render
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
-# Subcommands contributed by other modules: each has register(subparsers).
-_PLUGGED = ["daq.convert.cli", "daq.cli_read", "daq.cli_tail", "daq.cli_buffer"]
-_PLUGGED += ["daq.alarms.cli", "daq.manual.cli", "daq.fieldcal.cli"]  # issue 11
+# Subcommands contributed by other modules: each has register(subparsers). These modules
+# are imported to build every parser, so they must be light at import (argparse only; heavy
+# imports inside the command function): tests/test_cli_startup.py checks it.
+_PLUGGED = ["daq.convert.cli", "daq.tools.ports", "daq.tools.modbus", "daq.tools.sdi12",
+            "daq.tools.mqtt_check", "daq.tools.completion",
+            "daq.cli_read", "daq.cli_tail", "daq.cli_buffer",
+            "daq.alarms.cli", "daq.manual.cli", "daq.fieldcal.cli"]
+# `daq gnss …` commands import numpy/Numba at module level: they are imported only when the
+# command line names `gnss` (or a full parser is asked for, e.g. for shell completion).
 _PLUGGED_GNSS = ["daq.gnss.cli.decode", "daq.gnss.cli.sessions", "daq.gnss.cli.solve",
                  "daq.gnss.cli.replay", "daq.gnss.cli.series"]
+GNSS_HELP = "GNSS sessions, raw logs and baseline solutions"
 
 
 def _print_config_error(err: ConfigError) -> None:
@@ -45,17 +52,30 @@ def _load(args: argparse.Namespace, *, quarantine: bool = False) -> Any:
     return cfg
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from .daemon import readings_per_second
+def readings_per_second(cfg: Any) -> float:
+    """daq.daemon.readings_per_second without importing the daemon (paho, the outbox)."""
+    from .config import instantiate
 
+    return sum(max(len(instantiate(d, cfg.drivers).channels), 1) / d.interval
+               for d in cfg.devices)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    problem: ConfigError | None = None
     try:
         cfg = _load(args)
     except ConfigError as err:
+        problem = err
+    except Exception as bug:  # a checker bug must still end in words (tests/test_config_fuzz)
+        problem = ConfigError([ConfigProblem("", f"the checker failed on this file "
+                                             f"({type(bug).__name__}: {str(bug)[:200]}); "
+                                             "please report it with the file")], args.config)
+    if problem is not None:
         if args.json:
             print(json.dumps({"ok": False, "problems": [dataclasses.asdict(p)
-                                                        for p in err.problems]}, indent=1))
+                                                        for p in problem.problems]}, indent=1))
         else:
-            _print_config_error(err)
+            _print_config_error(problem)
         return EXIT_BAD_INPUT
     from .budget import bus_budget
 
@@ -172,10 +192,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+EPILOG = """examples:
+  daq check --config /etc/daq/site.yaml      validate a configuration (exit 2 on a problem)
+  daq status                                 what the running daemon is doing
+  daq ports                                  serial ports, their USB ids and who holds them
+  daq modbus read /dev/ttyUSB0 --unit 7 --address 0 --count 4 --decode all
+  daq modbus scan /dev/ttyUSB0 --baud 9600 --ids 1-30
+  daq mqtt check --config /etc/daq/site.yaml test the broker link step by step
+  daq completion bash > /etc/bash_completion.d/daq
+
+exit codes: 0 ok, 1 runtime failure, 2 bad input or configuration.
+Every command takes --help; most take --json for scripts."""
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The sub-command named on a command line (top-level options take no value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds ≥ 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} s: give 0 (run until Ctrl-C) or more")
+    return value
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the parts that command line needs are imported."""
+    full = argv is None or _command_of(argv) in ("gnss", "completion")
     p = argparse.ArgumentParser(
-        prog="daq", description="damwatch-daq: dam-safety data acquisition. Exit codes: "
-        "0 ok, 1 runtime failure, 2 bad input or configuration.")
+        prog="daq", description="damwatch-daq: dam-safety data acquisition.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"damwatch-daq {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -207,16 +258,60 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", default=None, help="default: the bundled configs/demo.yaml")
     m.add_argument("--mqtt-url", help="use this broker instead of starting a mosquitto")
     m.add_argument("--state-dir", help="default: a temporary directory")
-    m.add_argument("--duration", type=float, default=0, help="stop after N seconds (0: never)")
+    m.add_argument("--duration", type=_seconds, default=0,
+                   help="stop after N seconds (0: never)")
     m.set_defaults(func=cmd_demo)
 
     for name in _PLUGGED:
         _plug(name, sub)
-    g = sub.add_parser("gnss", help="GNSS sessions, raw logs and baseline solutions")
+    g = sub.add_parser("gnss", help=GNSS_HELP, description=GNSS_HELP + ".")
     gsub = g.add_subparsers(dest="gnss_command", required=True, metavar="GNSS_COMMAND")
-    for name in _PLUGGED_GNSS:
-        _plug(name, gsub)
+    if full:
+        for name in _PLUGGED_GNSS:
+            _plug(name, gsub)
+    for name, text in CORE_EXAMPLES.items():
+        if name in sub.choices and not sub.choices[name].description:
+            sub.choices[name].description = text
+    _plain_help(p)
     return p
+
+
+CORE_EXAMPLES = {
+    "run": "Run the daemon (systemd runs this).\n\nexamples:\n"
+           "  daq run --config /etc/daq/site.yaml\n"
+           "  daq run --config site.yaml --mqtt-url mqtt://127.0.0.1:1883 --state-dir /tmp/s",
+    "check": "Validate a configuration: every problem with its path and line, and the wire "
+             "budget\nof each bus. Exit 2 on any problem.\n\nexamples:\n"
+             "  daq check --config /etc/daq/site.yaml\n"
+             "  daq check --config site.yaml --json",
+    "drivers": "The installed drivers, and those that failed to load with the reason.\n\n"
+               "examples:\n  daq drivers\n  daq drivers --json",
+    "status": "What the running daemon is doing.\n\nexamples:\n  daq status\n"
+              "  daq status --device vw_a\n  daq status --sensor P07 --json",
+    "demo": "The bundled demo: simulated instruments, a local broker and a live view.\n\n"
+            "examples:\n  daq demo\n  daq demo --duration 60",
+}
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Help texts for a terminal: no reST markup (``x``, :class:`x`), examples kept laid out.
+
+    Sub-command modules often pass their docstring as the description; this keeps the
+    docstring good for Sphinx and the help good for a person.
+    """
+    import re
+
+    for action in parser._actions:  # argparse has no public walk of its tree
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            text = child.description or ""
+            if "``" in text or ":" in text:
+                text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text).replace("``", "")
+                child.description = re.sub(r"::\n", ":\n", text)
+            if "example" in (child.description or "").lower():
+                child.formatter_class = argparse.RawDescriptionHelpFormatter
+            _plain_help(child)
 
 
 def _plug(module: str, sub: Any) -> None:
@@ -230,7 +325,8 @@ def _plug(module: str, sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command != "run":  # run configures logging from its configuration
         from . import logs

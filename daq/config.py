@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .config_schema import DEVICE, MQTT, OUTBOX, top_schema
-from .driver import Driver, LoadFailure, discover
+from .config_schema import DEVICE, MQTT, OUTBOX, mqtt_url_problem, top_schema
+from .driver import Driver, LoadFailure, discover, lazy_drivers
 from .errors import ConfigError, ConfigProblem
 from .gnss.gnss_config import GNSS
 from .gnss.gnss_config import build as build_gnss
@@ -43,6 +43,11 @@ class Secret:
 
     def __repr__(self) -> str:  # never show a value, only where it comes from
         return f"Secret(file={self.file!r}, env={self.env!r})"
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a real configuration is a few kB; refuse what is not one
+# Parsing holds every node in memory: 200 000 took 1.3 s and 144 MB (the demo has 1 600).
+MAX_YAML_MARKS = 200_000
 
 
 @dataclass(frozen=True)
@@ -140,10 +145,22 @@ def load(path: str | os.PathLike[str], *, drivers: Mapping[str, type[Driver]] | 
     """Read and check a configuration file; raises :class:`ConfigError` with every problem."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         raise ConfigError([ConfigProblem("", f"cannot read file: {err.strerror}")], source) \
             from err
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigProblem("", f"the file is larger than {MAX_CONFIG_BYTES} "
+                                         "bytes: that is not a configuration (wrong file?)")],
+                          source)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem("", f"not UTF-8 text: byte 0x{data[err.start]:02x} "
+                                         f"at offset {err.start}", line,
+                                         "save the file as UTF-8")], source) from err
     return loads(text, source=source, drivers=drivers, failures=failures,
                  quarantine=quarantine)
 
@@ -159,23 +176,61 @@ def loads(text: str, *, source: str | None = None,
     """
     from .schema import load_yaml
 
+    marks = sum(text.count(c) for c in ",:[{-\n")  # an upper bound of the YAML nodes
+    if marks > MAX_YAML_MARKS:
+        raise ConfigError([ConfigProblem("", f"about {marks} values: far more than a "
+                                         "configuration holds (wrong file?)")], source)
     try:
         doc = load_yaml(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise ConfigError([ConfigProblem("", f"YAML syntax: {getattr(err, 'problem', err)}",
-                                         mark.line + 1 if mark else None)], source) from err
+        raise ConfigError([yaml_problem(err, text)], source) from err
+    except RecursionError as err:
+        raise ConfigError([ConfigProblem("", "values are nested too deeply to be a "
+                                         "configuration")], source) from err
+    try:
+        return _loads(doc, source, drivers, failures, quarantine)
+    except RecursionError as err:
+        raise ConfigError([ConfigProblem("", "values are nested too deeply to be a "
+                                         "configuration")], source) from err
+
+
+def yaml_problem(err: Exception, text: str) -> ConfigProblem:
+    """A YAML syntax error as file line, column, what is wrong and the offending line."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    what = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    if mark is None:
+        return ConfigProblem("", f"YAML syntax: {what}")
+    lines = text.splitlines()
+    shown = lines[mark.line][:120] if mark.line < len(lines) else ""
+    hint = (f"line {mark.line + 1} reads: {shown!r}" if shown.strip() else
+            "the file ends there")
+    start = getattr(err, "context_mark", None)
+    if context and start is not None and start.line < len(lines) and start is not mark:
+        hint += f"; {context} that started on line {start.line + 1}: " \
+                f"{lines[start.line][:120]!r}"
+    elif context:
+        hint += f" ({context})"
+    return ConfigProblem("", f"YAML syntax, column {mark.column + 1}: {what}", mark.line + 1,
+                         hint)
+
+
+def _loads(doc: Any, source: str | None, drivers: Mapping[str, type[Driver]] | None,
+           failures: list[LoadFailure] | None, quarantine: bool) -> Config:
     if drivers is None:
-        found, failed = discover()
-        drivers, failures = found, failed
+        drivers, failures = lazy_drivers()  # imports only the drivers the file names
     ctx = Ctx()
     checked = top_schema(SENSORS_FIELD, Field(GNSS)).check(doc, "", 1, ctx)
     if not isinstance(checked, dict):
         raise ConfigError(ctx.problems, source)
-    buses = _build_buses(checked.get("buses", {}), doc, drivers, failures or [], ctx)
+    buses = _build_buses(checked.get("buses", {}), doc, drivers,
+                         failures if failures is not None else [], ctx)
     sensors = dict(checked.get("sensors") or {})
     if sensors:
-        _check_sensors(sensors, buses, drivers, ctx)
+        built = {dev.name for bus in buses for dev in bus.devices}
+        broken = {name for bus in (checked.get("buses") or {}).values()
+                  for name in (bus.get("devices") or {}) if name not in built}
+        _check_sensors(sensors, buses, drivers, ctx, broken)
     quarantined: list[ConfigProblem] = []
     if quarantine:
         quarantined = [p for p in ctx.problems if _isolable(p.path)]
@@ -226,7 +281,7 @@ def loads(text: str, *, source: str | None = None,
         buses=tuple(buses), sensors=sensors,
         log_level=(checked.get("log") or {}).get("level", "info"),
         log_format=(checked.get("log") or {}).get("format", "auto"),
-        source=source, drivers=dict(drivers), quarantined=tuple(quarantined),
+        source=source, drivers=drivers, quarantined=tuple(quarantined),
         gnss=build_gnss(checked["gnss"]) if checked.get("gnss") is not None else None,
         alarms=_build_alarms(checked.get("alarms")),
         manual=_build_manual(checked.get("manual")),
@@ -258,8 +313,14 @@ def _isolable(path: str) -> bool:
 
 
 def _check_sensors(sensors: dict[str, Any], buses: list[BusConfig],
-                   drivers: Mapping[str, type[Driver]], ctx: Ctx) -> None:
+                   drivers: Mapping[str, type[Driver]], ctx: Ctx,
+                   broken: set[str] | frozenset[str] = frozenset()) -> None:
+    """``broken``: devices whose own section has a problem (already reported): inputs from
+    them are not reported again, so one misspelt driver name is one problem, not twenty."""
     channels = _channel_names(buses, drivers)
+    channels |= {ref for cfg in sensors.values() if isinstance(cfg, dict)
+                 for ref in (cfg.get("inputs") or {}).values()
+                 if isinstance(ref, str) and ref.partition("/")[0] in broken}
     try:
         SensorSet.build(sensors, channels)
     except ConfigError as err:
@@ -315,7 +376,6 @@ _BUS_LINK = {"modbus_rtu": "modbus", "modbus_tcp": "modbus", "serial": "serial"}
 def _build_buses(buses: dict[str, Any], doc: Any, drivers: Mapping[str, type[Driver]],
                  failures: list[LoadFailure], ctx: Ctx) -> list[BusConfig]:
     out = []
-    quarantined = {f.name: f for f in failures}
     raw_buses = doc.get("buses", {}) if isinstance(doc, dict) else {}
     for bus_name, bus in buses.items():
         devices = []
@@ -330,8 +390,8 @@ def _build_buses(buses: dict[str, Any], doc: Any, drivers: Mapping[str, type[Dri
             dlines = getattr(raw, "key_lines", {})
             drv = drivers.get(dev["driver"])
             if drv is None:
-                if dev["driver"] in quarantined:
-                    f = quarantined[dev["driver"]]
+                f = next((f for f in failures if f.name == dev["driver"]), None)
+                if f is not None:
                     ctx.add(join(path, "driver"), f"driver {dev['driver']!r} failed to load: "
                             f"{f.error}", dlines.get("driver"), "see `daq drivers`")
                 else:
@@ -414,11 +474,13 @@ def instantiate(dev: DeviceConfig, drivers: Mapping[str, type[Driver]] | None = 
 
 def with_mqtt_url(cfg: Config, url: str) -> Config:
     """The configuration with its broker replaced by ``url`` (``daq run --mqtt-url``)."""
+    problem = mqtt_url_problem(url)
+    if problem is not None:
+        raise ConfigError([ConfigProblem("--mqtt-url", problem, None,
+                                         "e.g. mqtt://127.0.0.1:1883")])
     parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError([ConfigProblem("--mqtt-url", f"{url!r} is not mqtt://host:port")])
     base = cfg.mqtt or _build_mqtt(MQTT.check({}, "", None, Ctx()), cfg.rtu)
     tls = parts.scheme == "mqtts"
-    return replace(cfg, mqtt=replace(base, host=parts.hostname,
+    return replace(cfg, mqtt=replace(base, host=parts.hostname or "127.0.0.1",
                                      port=parts.port or (8883 if tls else 1883),
                                      tls_enabled=tls))

@@ -30,16 +30,32 @@ TLS = Schema({
 })
 
 
+def mqtt_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable broker URL (``mqtt://host:port``), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:  # a port that is not a number, or out of range; bad IPv6
+        tail = url.rpartition(":")[2]
+        return (f"{url!r}: the port {tail!r} is not a number from 1 to 65535"
+                if "port" in str(err).lower() else f"{url!r} is not a URL ({err})")
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        return f"{url!r} is not an mqtt:// or mqtts:// URL"
+    if port == 0:
+        return f"{url!r}: port 0 is not a port a broker listens on"
+    if parts.password:
+        return "a password in the URL would be logged"
+    return None
+
+
 def _check_mqtt(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: Ctx) -> None:
     url = out.get("url")
     if url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            ctx.add(join(path, "url"), f"{url!r} is not an mqtt:// or mqtts:// URL",
-                    lines.get("url"), "e.g. mqtt://broker.example:1883")
-        if parts.password:
-            ctx.add(join(path, "url"), "a password in the URL would be logged",
-                    lines.get("url"), "use mqtt.password: {file: ...} or {env: ...}")
+        problem = mqtt_url_problem(url)
+        if problem is not None:
+            ctx.add(join(path, "url"), problem, lines.get("url"),
+                    "use mqtt.password: {file: ...} or {env: ...}" if "password" in problem
+                    else "e.g. mqtt://broker.example:1883, or mqtts://…:8883 with TLS")
     if "password" in out and not out.get("username"):
         ctx.add(join(path, "password"), "a password needs a username", lines.get("password"))
     pw = out.get("password") or {}

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import paho.mqtt.client as mqtt
 
@@ -53,8 +54,13 @@ class Watcher:
     def table(self, limit: int = 60) -> str:
         with self.lock:
             # the engineering values a newcomer wants first; raw device channels otherwise
+            # a piezometer's pressure and head are steps to its elevation: show the
+            # elevation; a barometer's pressure is its value and stays
+            tops = {ch.rpartition(".")[0] for ch in self.latest if ch.endswith(".elevation")}
             rows = [r for ch, r in sorted(self.latest.items()) if "/" not in ch
-                    and not ch.endswith((".head", ".pressure", ".digits"))] or \
+                    and not ch.endswith(".digits")
+                    and not (ch.endswith((".head", ".pressure"))
+                             and ch.rpartition(".")[0] in tops)] or \
                 [r for _, r in sorted(self.latest.items())]
             shown = rows[:limit]
             text = render(["channel", "value", "unit", "quality", "time (UTC)", "seq"],
@@ -66,6 +72,25 @@ class Watcher:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def _simulated_faults(cfg: Any) -> str:
+    """What the sim:// lines do wrong on purpose, so a 'missing' row is not a surprise."""
+    notes = []
+    for bus in cfg.buses:
+        if not bus.url.startswith("sim://"):
+            continue
+        q = parse_qs(urlsplit(bus.url).query)
+        dropout = float(q.get("dropout", ["0"])[0])
+        spikes = float(q.get("spikes", ["0"])[0])
+        if dropout:
+            notes.append(f"{dropout:.0%} of requests on {bus.name} get no reply on purpose "
+                         "(dropout= in its url): such a poll is published as a 'missing' "
+                         "gap record, as a dead cable would be")
+        if spikes:
+            notes.append(f"{spikes:.1%} of samples carry a spike on purpose (spikes= in "
+                         "its url), as real sensors now and then do")
+    return "\n".join(f"note: {n}" for n in notes)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -106,14 +131,23 @@ def run_demo(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    faults = _simulated_faults(cfg)
+    if faults:
+        print(faults, flush=True)
     daemon.start()
     started = time.monotonic()
+    in_place = sys.stdout.isatty()  # a terminal redraws one screen; a pipe gets a log
     try:
         while not stop.wait(5.0):
             elapsed = time.monotonic() - started
-            print(f"\n[{elapsed:5.0f} s] broker says RTU {watcher.status}; "
-                  f"{watcher.readings} readings in {watcher.messages} messages, "
-                  f"{sum(daemon.outbox.depth().values())} buffered", flush=True)
+            head = (f"[{elapsed:5.0f} s] broker says RTU {watcher.status}; "
+                    f"{watcher.readings} readings in {watcher.messages} messages, "
+                    f"{sum(daemon.outbox.depth().values())} buffered")
+            if in_place:
+                print("\x1b[H\x1b[J" + head + (f"\n{faults}" if faults else "") + "\n",
+                      flush=True)
+            else:
+                print("\n" + head, flush=True)
             print(watcher.table(), flush=True)
             if args.duration and elapsed >= args.duration:
                 break

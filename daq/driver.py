@@ -12,6 +12,7 @@ answered with a physically impossible value is returned with quality ``bad`` and
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -78,21 +79,66 @@ class LoadFailure:
     error: str
 
 
+def _load(ep: Any, failed: list[LoadFailure]) -> type[Driver] | None:
+    try:
+        obj = ep.load()
+        if not (isinstance(obj, type) and issubclass(obj, Driver)):
+            raise TypeError(f"{ep.value} is not a daq.driver.Driver subclass")
+        if obj.link_kind not in ("modbus", "serial"):
+            raise TypeError(f"{ep.value}.link_kind must be 'modbus' or 'serial'")
+    except Exception as err:  # a third-party plugin may fail in any way at all
+        failed.append(LoadFailure(ep.name, ep.value, f"{type(err).__name__}: {err}"))
+        log.error("driver_quarantined", driver=ep.name, target=ep.value,
+                  error=f"{type(err).__name__}: {err}")
+        return None
+    return obj
+
+
 def discover() -> tuple[dict[str, type[Driver]], list[LoadFailure]]:
     """Load every driver registered under ``daq.drivers``; failures are quarantined."""
     found: dict[str, type[Driver]] = {}
     failed: list[LoadFailure] = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-            if not (isinstance(obj, type) and issubclass(obj, Driver)):
-                raise TypeError(f"{ep.value} is not a daq.driver.Driver subclass")
-            if obj.link_kind not in ("modbus", "serial"):
-                raise TypeError(f"{ep.value}.link_kind must be 'modbus' or 'serial'")
-        except Exception as err:  # a third-party plugin may fail in any way at all
-            failed.append(LoadFailure(ep.name, ep.value, f"{type(err).__name__}: {err}"))
-            log.error("driver_quarantined", driver=ep.name, target=ep.value,
-                      error=f"{type(err).__name__}: {err}")
-            continue
-        found[ep.name] = obj
+        obj = _load(ep, failed)
+        if obj is not None:
+            found[ep.name] = obj
     return found, failed
+
+
+class DriverTable(Mapping[str, type[Driver]]):
+    """The installed drivers by name, each imported the first time it is looked up.
+
+    A configuration imports only the drivers it names: ``daq check`` of a site without a
+    GNSS receiver never imports the NMEA driver's numpy. Iterating gives every installed
+    name without importing anything (for "did you mean"). A driver that fails to import
+    is missing from the table and recorded in :attr:`failures`, as :func:`discover` does.
+    """
+
+    def __init__(self) -> None:
+        self._eps = {ep.name: ep for ep in
+                     importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        self._loaded: dict[str, type[Driver]] = {}
+        self.failures: list[LoadFailure] = []
+
+    def __getitem__(self, name: str) -> type[Driver]:
+        if name in self._loaded:
+            return self._loaded[name]
+        if name not in self._eps or any(f.name == name for f in self.failures):
+            raise KeyError(name)
+        obj = _load(self._eps[name], self.failures)
+        if obj is None:
+            raise KeyError(name)
+        self._loaded[name] = obj
+        return obj
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._eps)
+
+    def __len__(self) -> int:
+        return len(self._eps)
+
+
+def lazy_drivers() -> tuple[DriverTable, list[LoadFailure]]:
+    """:class:`DriverTable` and its (growing) list of failures."""
+    table = DriverTable()
+    return table, table.failures

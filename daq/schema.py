@@ -8,6 +8,7 @@ their own ``options`` with the same :class:`Schema`, so one mechanism checks eve
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ class YList(list[Any]):
         self.item_lines = []
 
 
-class _LineLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (about 10× faster on a large file); same constructors.
+class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     pass
 
 
@@ -52,6 +54,10 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> YDict:
     out.line = node.start_mark.line + 1
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, list | dict):  # `{[a]: 1}`: a key must be a name
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a name, not a list or mapping",
+                key_node.start_mark)
         if key in out:  # YAML keeps the last silently; a config must not
             out.duplicates.append((str(key), key_node.start_mark.line + 1,
                                    out.key_lines[str(key)]))
@@ -73,7 +79,12 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 
 def load_yaml(text: str) -> Any:
     """Parse YAML keeping line numbers (raises ``yaml.YAMLError`` on a syntax error)."""
-    return yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
+    except yaml.YAMLError:
+        raise
+    except (ValueError, OverflowError, TypeError) as err:  # e.g. a date 2026-13-45
+        raise yaml.YAMLError(f"a value YAML cannot read: {err}") from err
 
 
 def join(path: str, key: str | int) -> str:
@@ -136,22 +147,39 @@ class Field:
         kind = self.kind
         if isinstance(kind, Schema | ListOf | MapOf):
             return kind.check(value, path, line, ctx)
+        bare = kind == "duration" and _bare_number(value)
         try:
             value = _coerce(kind, value)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             ctx.add(path, str(err), line)
             return _MISSING
         if self.choices is not None and value not in self.choices:
             close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], 1)
             hint = f"did you mean {close[0]!r}?" if close else None
-            ctx.add(path, f"{value!r} is not one of {', '.join(map(str, self.choices))}",
+            ctx.add(path, f"{_short(value)} is not one of {', '.join(map(str, self.choices))}",
                     line, hint)
             return _MISSING
+        unit = " s" if kind == "duration" else ""
         if self.min is not None and value < self.min:
-            ctx.add(path, f"{value} is below the minimum {self.min}", line)
+            ctx.add(path, f"{value:g}{unit} is below the minimum {self.min:g}{unit}", line,
+                    "write the unit, e.g. 500ms, 1s, 10min" if unit else None)
         if self.max is not None and value > self.max:
-            ctx.add(path, f"{value} is above the maximum {self.max}", line)
+            ctx.add(path, f"{value:g}{unit} is above the maximum {self.max:g}{unit}", line,
+                    f"a number without a unit is seconds: did you mean {value:g}ms?"
+                    if bare else None)
+        elif bare and value > MAX_BARE_SECONDS:
+            ctx.add(path, f"{value:g} without a unit is {value:g} s; write the unit "
+                    f"({value:g}s, or {value:g}ms if milliseconds were meant)", line)
         return value
+
+
+MAX_BARE_SECONDS = 600  # a unit-less duration above this is more likely ms than seconds
+
+
+def _bare_number(value: Any) -> bool:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return True
+    return isinstance(value, str) and bool(re.match(r"^\s*\d+(\.\d+)?\s*$", value))
 
 
 def _coerce(kind: str, value: Any) -> Any:
@@ -166,20 +194,40 @@ def _coerce(kind: str, value: Any) -> Any:
     if kind == "bool":
         if isinstance(value, bool):
             return value
-        raise TypeError(f"expected true or false, got {value!r}")
+        raise TypeError(f"expected true or false, got {_short(value)}")
     if kind == "int":
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) >= 2**63:
+                raise ValueError(f"{_short(value)} is too large for a whole number")
             return value
-        raise TypeError(f"expected a whole number, got {value!r}")
+        raise TypeError(f"expected a whole number, got {_short(value)}")
     if kind == "float":
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            return _finite(value)
         if isinstance(value, str) and _YAML11_FLOAT.match(value):
-            return float(value)  # YAML 1.1 reads 1.0e6 (no sign after e) as text
-        raise TypeError(f"expected a number, got {value!r}")
+            return _finite(value)  # YAML 1.1 reads 1.0e6 (no sign after e) as text
+        raise TypeError(f"expected a number, got {_short(value)}")
     if kind == "duration":
-        return parse_duration(value)
+        seconds = parse_duration(value)
+        if not math.isfinite(seconds):
+            raise ValueError(f"{_short(value)} is not a duration in seconds")
+        return seconds
     raise AssertionError(f"unknown field kind {kind!r}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _finite(value: Any) -> float:
+    try:
+        out = float(value)
+    except OverflowError:
+        raise ValueError(f"{_short(value)} is too large for a number") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{_short(value)} is not a finite number")
+    return out
 
 
 @dataclass

@@ -247,8 +247,8 @@ def run(args: argparse.Namespace) -> int:
         params = _params(kind, args.param)
         value = _number(args.value, kind.value[0])
         results = kind.compute(value, params, unit)
-    except (ValueError, KeyError) as err:
-        return _fail(str(err).strip("'\""))
+    except (ValueError, KeyError) as err:  # a KeyError's str() is its repr: use the text
+        return _fail(str(err.args[0]) if err.args else type(err).__name__)
     in_unit = unit if kind.value[1] == "unit" else kind.value[1]
     if args.json:
         print(json.dumps({"kind": args.kind, "input": {"name": kind.value[0], "value": value,

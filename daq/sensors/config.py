@@ -148,7 +148,7 @@ class _ByKind(Schema):
             ctx.add(join(path, "kind"), "is required", line,
                     "one of " + ", ".join(self.kinds))
             return MISSING
-        if kind not in self.kinds:
+        if not isinstance(kind, str) or kind not in self.kinds:
             import difflib
 
             close = difflib.get_close_matches(str(kind), list(self.kinds), 1)
