@@ -40,7 +40,7 @@ def _load(args: argparse.Namespace, *, quarantine: bool = False) -> Any:
     cfg = config.load(args.config, quarantine=quarantine)
     url = getattr(args, "mqtt_url", None)
     if url:
-        cfg = config.with_mqtt_url(cfg, url)
+        cfg = config.with_mqtt_url(cfg, url, insecure=getattr(args, "insecure", False))
     return cfg
 
 
@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the daemon")
     r.add_argument("--config", required=True, help="YAML configuration file")
     r.add_argument("--mqtt-url", help="override mqtt.url, e.g. mqtt://127.0.0.1:1883")
+    r.add_argument("--insecure", action="store_true",
+                   help="let --mqtt-url mqtt:// replace the configuration's TLS or password")
     r.add_argument("--state-dir", help="override state_dir (outbox, status file)")
     r.add_argument("--log-format", choices=("json", "console"), help="override log.format")
     r.set_defaults(func=cmd_run)

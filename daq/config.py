@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .config_schema import DEVICE, MQTT, OUTBOX, top_schema
+from .config_schema import DEVICE, FILE_UNREADABLE, MQTT, OUTBOX, top_schema
 from .driver import Driver, LoadFailure, discover
 from .errors import ConfigError, ConfigProblem
 from .gnss.gnss_config import GNSS
@@ -69,6 +69,7 @@ class MqttConfig:
     max_inflight: int
     reconnect_min: float
     reconnect_max: float
+    allow_plain_password: bool = False  # said in words: credentials may go without TLS
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,11 @@ def loads(text: str, *, source: str | None = None,
         _check_sensors(sensors, buses, drivers, ctx)
     quarantined: list[ConfigProblem] = []
     if quarantine:
-        quarantined = [p for p in ctx.problems if _isolable(p.path)]
+        # a missing CA, certificate or password file must not stop acquisition: the
+        # publisher reports it and retries (`daq check` lists it as a problem)
+        quarantined = [p for p in ctx.problems if FILE_UNREADABLE in p.message]
+        ctx.problems = [p for p in ctx.problems if FILE_UNREADABLE not in p.message]
+        quarantined += [p for p in ctx.problems if _isolable(p.path)]
         ctx.problems = [p for p in ctx.problems if not _isolable(p.path)]
         for name in {p.path.split(".")[1] for p in quarantined if p.path.startswith("sensors.")}:
             sensors.pop(name, None)
@@ -250,6 +255,7 @@ def _build_mqtt(m: dict[str, Any], rtu: str) -> MqttConfig:
                       insecure=tls.get("insecure", False)),
         keepalive=m["keepalive"], batch_size=m["batch_size"], max_inflight=m["max_inflight"],
         reconnect_min=m["reconnect_min"], reconnect_max=m["reconnect_max"],
+        allow_plain_password=m.get("allow_plain_password", False),
     )
 
 
@@ -349,13 +355,24 @@ def instantiate(dev: DeviceConfig, drivers: Mapping[str, type[Driver]] | None = 
 
 
 
-def with_mqtt_url(cfg: Config, url: str) -> Config:
-    """The configuration with its broker replaced by ``url`` (``daq run --mqtt-url``)."""
+def with_mqtt_url(cfg: Config, url: str, *, insecure: bool = False) -> Config:
+    """The configuration with its broker replaced by ``url`` (``daq run --mqtt-url``).
+
+    Never weaker than configured: ``mqtt://`` over a configuration with TLS or a password
+    is refused unless ``insecure`` (``--insecure``) says so.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ConfigError([ConfigProblem("--mqtt-url", f"{url!r} is not mqtt://host:port")])
     base = cfg.mqtt or _build_mqtt(MQTT.check({}, "", None, Ctx()), cfg.rtu)
     tls = parts.scheme == "mqtts"
+    if not tls and (base.tls_enabled or base.username) and not insecure:
+        raise ConfigError([ConfigProblem(
+            "--mqtt-url", f"{url!r} is plain MQTT but the configuration has "
+            f"{'TLS' if base.tls_enabled else 'a username and password'}: refused",
+            hint="use mqtts://, or add --insecure to accept a plain connection")])
     return replace(cfg, mqtt=replace(base, host=parts.hostname,
                                      port=parts.port or (8883 if tls else 1883),
-                                     tls_enabled=tls))
+                                     tls_enabled=tls,
+                                     allow_plain_password=base.allow_plain_password
+                                     or insecure))

@@ -6,6 +6,7 @@ Driver options are not here: each driver declares its own ``options_schema``.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +28,9 @@ TLS = Schema({
 })
 
 
+FILE_UNREADABLE = "does not exist or cannot be read"
+
+
 def _check_mqtt(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: Ctx) -> None:
     url = out.get("url")
     if url is not None:
@@ -42,6 +46,20 @@ def _check_mqtt(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: C
     pw = out.get("password") or {}
     if "file" in pw and "env" in pw:
         ctx.add(join(path, "password"), "give either file or env, not both", lines.get("password"))
+    tls_on = "tls" in out or (url is not None and urlsplit(url).scheme == "mqtts")
+    if out.get("username") and not tls_on and not out.get("allow_plain_password"):
+        ctx.add(join(path, "username"), "the username and password would cross the network "
+                "in clear over mqtt://", lines.get("username"),
+                "use mqtts:// (mqtt.tls), or say allow_plain_password: true")
+    tls = out.get("tls") or {}
+    files = {"password": pw.get("file"), "tls.key_password": (tls.get("key_password") or {})
+             .get("file"), **{f"tls.{k}": tls.get(k) for k in ("ca_file", "cert_file",
+                                                                "key_file")}}
+    for key, name in files.items():
+        if name and not os.access(name, os.R_OK):
+            ctx.add(join(path, key), f"{name} {FILE_UNREADABLE}",
+                    lines.get(key.split(".")[0]),
+                    "`daq run` starts anyway and retries the broker until it can be read")
 
 
 MQTT = Schema({
@@ -56,6 +74,8 @@ MQTT = Schema({
     "max_inflight": Field("int", default=20, min=1, max=1000),
     "reconnect_min": Field("duration", default=1.0, min=0.05, max=60),
     "reconnect_max": Field("duration", default=60.0, min=0.1, max=3600),
+    "allow_plain_password": Field("bool", default=False,
+                                  doc="send username and password over mqtt:// (no TLS)"),
 }, validator=_check_mqtt)
 
 OUTBOX = Schema({

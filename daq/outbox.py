@@ -2,47 +2,69 @@
 
 A reading is *accepted* when the transaction that inserts it commits; the same transaction
 assigns its per-channel ``seq``, which therefore survives restarts and never repeats, so a
-gap in ``seq`` at a subscriber always means a lost reading. A row leaves only when the
-broker has acknowledged it. Rows are read lane by lane (alarms, results, raw samples) and
-in insertion order within a lane, which keeps each channel's order. Commits come in
-batches, because every commit costs the RTU's flash several kB (FIELD-NOTES.md).
+gap in ``seq`` at a subscriber always means a lost reading or one that a gap record names.
+
+Flash is the RTU's scarcest resource, so one row holds every reading of one topic and
+lane from one commit (in practice one device's poll), zlib-compressed, and the broker's
+acknowledgements delete whole ranges of rows (``ack_through``), never row by row.
+``synchronous=FULL``: a commit is on the disk when ``add`` returns, so a power cut cannot
+roll back a reading the publisher has already sent (its seq would be given again to a
+different reading). Commits come in batches (one per bus tick), which keeps FULL cheap.
+
+A file SQLite cannot read (truncated, foreign, corrupt) is set aside under a new name and
+a fresh outbox started: acquisition never stops on a damaged file (``Outbox.set_aside``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+import time
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import structlog
 
 from .model import Lane, Reading
 
+log = structlog.get_logger("daq.outbox")
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
+CREATE TABLE IF NOT EXISTS rows (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     lane INTEGER NOT NULL,
     topic TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    payload TEXT NOT NULL
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS outbox_lane_id ON outbox(lane, id);
-CREATE TABLE IF NOT EXISTS seqs (channel TEXT PRIMARY KEY, last INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS rows_lane_id ON rows(lane, id);
+CREATE TABLE IF NOT EXISTS seqs (channel TEXT PRIMARY KEY, last INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS slots (device TEXT PRIMARY KEY, ts REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
+    """One stored row: ``n`` readings of one lane and topic, ``payload`` their JSON objects
+    joined by commas (ready to go inside a message's ``readings`` array)."""
+
     id: int
     lane: int
     topic: str
-    channel: str
-    seq: int
+    n: int
     payload: str
+
+    def readings(self) -> list[dict[str, Any]]:
+        return list(json.loads(f"[{self.payload}]"))
 
 
 def _encode(payload: dict[str, object]) -> str:
@@ -66,6 +88,10 @@ def _nulled(x: object) -> object:
     return x
 
 
+def _row(r: tuple[int, int, str, int, bytes]) -> Row:
+    return Row(r[0], r[1], r[2], r[3], zlib.decompress(r[4]).decode())
+
+
 class Outbox:
     """Thread-safe; one connection guarded by a lock (SQLite serialises writers anyway)."""
 
@@ -73,56 +99,115 @@ class Outbox:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # effective only on a new file
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL: a commit survives a crash of the process (kill -9); only a power
-        # cut may lose the last commits before the WAL is synced.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self.set_aside: str | None = None  # where a damaged file went, for status
+        try:
+            self._db = self._open()
+        except sqlite3.OperationalError:
+            raise  # locked, disk I/O, no permission: the file may be fine; never move it
+        except sqlite3.DatabaseError as err:  # not a database, malformed, truncated
+            self.set_aside = self._set_aside(err)
+            self._db = self._open()
+            # the seqs of the damaged file are lost: start above any counter it can have
+            # held (one seq per second since 1970), so no key is ever given twice
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seq_floor', ?)",
+                             (str(int(time.time())),))
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('set_aside', ?)",
+                             (self.set_aside,))
         self._seqs = dict(self._db.execute("SELECT channel, last FROM seqs"))
+        meta = dict(self._db.execute("SELECT key, value FROM meta"))
+        self._seq_floor = int(meta.get("seq_floor", 0))
+        self.set_aside = self.set_aside or meta.get("set_aside")
+        self.slots: dict[str, float] = dict(self._db.execute("SELECT device, ts FROM slots"))
         self._depth = dict.fromkeys(Lane, 0)
-        for lane, n in self._db.execute("SELECT lane, COUNT(*) FROM outbox GROUP BY lane"):
+        for lane, n in self._db.execute("SELECT lane, SUM(n) FROM rows GROUP BY lane"):
             self._depth[Lane(lane)] = n
         self.max_rows = max_rows
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA page_size=1024")  # small pages: less flash per commit
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # effective only on a new file
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # durable at commit: see the module doc
+            db.executescript(_SCHEMA)
+            if db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+            _migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self, err: sqlite3.DatabaseError) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                os.replace(src, f"{target}{suffix}")
+        log.error("outbox_damaged_set_aside", path=str(self.path), moved_to=str(target),
+                  error=f"{type(err).__name__}: {err}",
+                  hint="a new outbox was started; the old file is kept for inspection")
+        return str(target)
 
     # -- accepting ------------------------------------------------------------------------
 
     def add(self, items: Sequence[tuple[str, Reading]], *,
-            envelope: dict[str, str] | None = None) -> list[int]:
-        """Commit readings (each with its topic) in one transaction; return their seqs."""
+            envelope: dict[str, str] | None = None, slots: dict[str, float] | None = None,
+            skip: dict[str, int] | None = None) -> list[int]:
+        """Commit readings (each with its topic) in one transaction; return their seqs.
+
+        ``slots`` records each device's last polled instant (epoch s) with the readings,
+        the start of the downtime a restart reports. ``skip`` gives channels whose seqs
+        jump before their next reading: after a restart, the seqs the missing slots could
+        have used (a restored state directory may already have sent them).
+        """
         if not items:
             return []
         seqs: list[int] = []
-        rows = []
+        groups: dict[tuple[int, str], list[str]] = {}
         touched: dict[str, int] = {}
+        skip = dict(skip or {})
         # seqs are taken under the lock: two writers (pipeline, GNSS solver) adding to one
         # channel at once must never be given the same seq
         with self._lock:
             for topic, reading in items:
-                seq = touched.get(reading.channel, self._seqs.get(reading.channel, 0)) + 1
-                touched[reading.channel] = seq
+                ch = reading.channel
+                last = touched.get(ch, max(self._seqs.get(ch, 0), self._seq_floor))
+                jump = skip.pop(ch, 0)
+                seq = last + jump + 1
+                touched[ch] = seq
                 payload = reading.to_payload(seq)
+                if jump and "gap" in payload:
+                    payload["gap"] = {**payload["gap"], "seq_skipped": [last + 1, seq - 1]}
                 if envelope:
                     payload = {**envelope, **payload}
-                rows.append((int(reading.lane), topic, reading.channel, seq, _encode(payload)))
+                groups.setdefault((int(reading.lane), topic), []).append(_encode(payload))
                 seqs.append(seq)
+            rows = [(lane, topic, len(texts), zlib.compress(",".join(texts).encode(), 6))
+                    for (lane, topic), texts in groups.items()]
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
-                    "INSERT INTO outbox(lane, topic, channel, seq, payload) VALUES (?,?,?,?,?)",
-                    rows)
+                    "INSERT INTO rows(lane, topic, n, data) VALUES (?,?,?,?)", rows)
                 self._db.executemany(
                     "INSERT INTO seqs(channel, last) VALUES (?, ?) "
                     "ON CONFLICT(channel) DO UPDATE SET last = excluded.last",
                     list(touched.items()))
+                if slots:
+                    self._db.executemany(
+                        "INSERT INTO slots(device, ts) VALUES (?, ?) "
+                        "ON CONFLICT(device) DO UPDATE SET ts = excluded.ts",
+                        list(slots.items()))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback_locked()
                 raise
             self._seqs.update(touched)
-            for row in rows:
-                self._depth[Lane(row[0])] += 1
+            self.slots.update(slots or {})
+            for lane, _, n, _ in rows:
+                self._depth[Lane(lane)] += n
             if self.max_rows is not None and sum(self._depth.values()) > self.max_rows:
                 self._evict_locked(sum(self._depth.values()) - self.max_rows)
         return seqs
@@ -136,15 +221,20 @@ class Outbox:
     def _evict_locked(self, excess: int) -> None:
         """Drop the oldest rows of the lowest lanes first; alarms are never evicted."""
         for lane in (Lane.RAW, Lane.RESULT):
-            if excess <= 0:
-                break
-            cur = self._db.execute(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE lane=? "
-                "ORDER BY id LIMIT ?)", (int(lane), excess))
-            n = cur.rowcount
-            self._depth[lane] -= n
-            excess -= n
-            if n:
+            while excess > 0:
+                found = self._db.execute(
+                    "SELECT id, n FROM rows WHERE lane=? ORDER BY id LIMIT 256",
+                    (int(lane),)).fetchall()
+                if not found:
+                    break
+                upto, n = 0, 0
+                for rid, k in found:
+                    upto, n = rid, n + k
+                    if n >= excess:
+                        break
+                self._db.execute("DELETE FROM rows WHERE lane=? AND id<=?", (int(lane), upto))
+                self._depth[lane] -= n
+                excess -= n
                 self._bump_locked(f"evicted_{lane.name.lower()}", n)
 
     def _bump_locked(self, name: str, n: int) -> None:
@@ -161,30 +251,35 @@ class Outbox:
         """Rows of one lane after ``after_id``, oldest first."""
         with self._lock:
             cur = self._db.execute(
-                "SELECT id, lane, topic, channel, seq, payload FROM outbox "
+                "SELECT id, lane, topic, n, data FROM rows "
                 "WHERE lane=? AND id>? ORDER BY id LIMIT ?", (int(lane), after_id, limit))
-            return [Row(*r) for r in cur]
+            return [_row(r) for r in cur]
 
-    def ack(self, rows: Iterable[Row]) -> int:
-        """Delete acknowledged rows in one transaction; returns how many were still there."""
-        rows = list(rows)
-        if not rows:
-            return 0
+    def ack_through(self, lane: Lane, last_id: int) -> int:
+        """Delete every row of ``lane`` up to ``last_id`` (acknowledged by the broker) in
+        one statement; returns how many readings went."""
         with self._lock:
-            depth = dict(self._depth)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                deleted = 0
-                for row in rows:
-                    n = self._db.execute("DELETE FROM outbox WHERE id=?", (row.id,)).rowcount
-                    deleted += n
-                    depth[Lane(row.lane)] -= n
+                n = self._db.execute("SELECT COALESCE(SUM(n), 0) FROM rows WHERE lane=? "
+                                     "AND id<=?", (int(lane), last_id)).fetchone()[0]
+                self._db.execute("DELETE FROM rows WHERE lane=? AND id<=?",
+                                 (int(lane), last_id))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback_locked()  # never leave a transaction open for the next add
                 raise
-            self._depth = depth
-            return deleted
+            self._depth[lane] -= n
+            return int(n)
+
+    def ack(self, rows: Sequence[Row]) -> int:
+        """Acknowledge rows that are each the oldest of their lane (tests, tools)."""
+        done = 0
+        for lane in Lane:
+            ids = [r.id for r in rows if r.lane == lane]
+            if ids:
+                done += self.ack_through(lane, max(ids))
+        return done
 
     def maintain(self) -> None:
         """Give freed pages back to the file system (called now and then, not per ack:
@@ -209,10 +304,28 @@ class Outbox:
     def all_rows(self) -> list[Row]:
         """Every row in the outbox, in id order (inspection and tests)."""
         with self._lock:
-            cur = self._db.execute(
-                "SELECT id, lane, topic, channel, seq, payload FROM outbox ORDER BY id")
-            return [Row(*r) for r in cur]
+            cur = self._db.execute("SELECT id, lane, topic, n, data FROM rows ORDER BY id")
+            return [_row(r) for r in cur]
+
+    def all_readings(self) -> list[dict[str, Any]]:
+        """Every reading in the outbox, in commit order (inspection and tests)."""
+        return [p for row in self.all_rows() for p in row.readings()]
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """An outbox written by an older version (one row per reading in ``outbox``): its rows
+    move into ``rows`` unchanged in order, in one transaction."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name='outbox'").fetchone():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    old = db.execute("SELECT lane, topic, payload FROM outbox ORDER BY id").fetchall()
+    db.executemany("INSERT INTO rows(lane, topic, n, data) VALUES (?,?,1,?)",
+                   [(lane, topic, zlib.compress(p.encode())) for lane, topic, p in old])
+    db.execute("DROP TABLE outbox")
+    db.execute("COMMIT")
+    if old:
+        log.info("outbox_migrated", rows=len(old))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import socket
+import sqlite3
 import ssl
 import threading
 import time
@@ -47,6 +48,35 @@ class LinkState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class _Window:
+    """One connection's sending state. Acknowledgements come back per message, rows go
+    out grouped by topic; the outbox is cleared by range, so each lane keeps the ids it
+    sent in id order and a watermark below which every row is acknowledged."""
+
+    def __init__(self) -> None:
+        self.inflight: dict[int, tuple[Lane, list[int]]] = {}
+        self.cursor = dict.fromkeys(Lane, 0)  # last row id read from the outbox
+        self.carry: dict[Lane, list[Row]] = {lane: [] for lane in Lane}  # read, not sent
+        self.sent: dict[Lane, collections.deque[int]] = {
+            lane: collections.deque() for lane in Lane}
+        self.done: dict[Lane, set[int]] = {lane: set() for lane in Lane}
+        self.mark = dict.fromkeys(Lane, 0)  # every row up to here is acknowledged
+        self.deleted = dict.fromkeys(Lane, 0)  # ... and deleted up to here
+        self.unrecorded = 0
+
+    def acked(self, mid: int) -> None:
+        got = self.inflight.pop(mid, None)
+        if got is None:
+            return
+        lane, ids = got
+        done, sent = self.done[lane], self.sent[lane]
+        done.update(ids)
+        self.unrecorded += len(ids)
+        while sent and sent[0] in done:
+            self.mark[lane] = sent.popleft()
+            done.discard(self.mark[lane])
+
+
 class Publisher(threading.Thread):
     def __init__(self, cfg: MqttConfig, outbox: Outbox, *, site: str, rtu: str,
                  health: Callable[[], dict[str, Any]] | None = None,
@@ -66,7 +96,7 @@ class Publisher(threading.Thread):
         self._lost = threading.Event()
         self._connack = threading.Event()
         self._connack_rc: Any = None
-        self._acked: list[Row] = []
+        self._site_json, self._rtu_json = json.dumps(site), json.dumps(rtu)
         self.ack_interval = ack_interval
         self._ack_due = 0.0
 
@@ -110,6 +140,9 @@ class Publisher(threading.Thread):
                         clean_session=True, reconnect_on_failure=False)
         c.max_inflight_messages_set(self.cfg.max_inflight)
         c.max_queued_messages_set(0)
+        if self.cfg.username and not self.cfg.tls_enabled and not self.cfg.allow_plain_password:
+            raise ValueError("refusing to send the MQTT password without TLS "
+                             "(mqtt.allow_plain_password is not set)")
         if self.cfg.username:
             c.username_pw_set(self.cfg.username, self.cfg.password.read())
         if self.cfg.tls_enabled:
@@ -174,7 +207,11 @@ class Publisher(threading.Thread):
     def run(self) -> None:
         delay = self.cfg.reconnect_min
         while not self._halt.is_set():
-            client = self._connect()
+            try:
+                client = self._connect()
+            except Exception as err:  # whatever setting up fails on: shown, retried
+                self._note_error(f"cannot connect: {type(err).__name__}: {err}")
+                client = None
             if client is None:
                 self._halt.wait(delay)
                 delay = min(delay * 2, self.cfg.reconnect_max)
@@ -182,29 +219,32 @@ class Publisher(threading.Thread):
             delay = self.cfg.reconnect_min
             try:
                 self._serve(client)
-            except Exception as err:  # an outbox I/O error or a health bug: reconnect, not die
-                log.error("publisher_error", error=f"{type(err).__name__}: {err}")
+            except Exception as err:  # a health bug or a lost outbox: reconnect, not die
+                text = f"{type(err).__name__}: {err}"
+                log.error("publisher_error", error=text)
+                self.state.last_error = f"publisher error: {text}"
                 self._halt.wait(delay)
             if self._halt.is_set():
-                client.publish(self.status_topic, self._status_payload("offline", "shutdown"),
-                               qos=1, retain=True).wait_for_publish(2.0)
+                try:
+                    client.publish(self.status_topic, self._status_payload(
+                        "offline", "shutdown"), qos=1, retain=True).wait_for_publish(2.0)
+                except (RuntimeError, ValueError):  # the link is already gone
+                    pass
             self._drop(client)
             if self.state.connected and not self._halt.is_set():
                 log.warning("broker_link_lost", broker=self.state.broker)
             self.state.connected = False
 
     def _serve(self, client: mqtt.Client) -> None:
-        inflight: dict[int, list[Row]] = {}
-        cursors = dict.fromkeys(Lane, 0)
+        w = _Window()
         next_health = time.monotonic()
         while not self._halt.is_set() and not self._lost.is_set():
             self.wakeup.clear()
-            self._settle(inflight)
-            while len(inflight) < self.cfg.max_inflight and not self._lost.is_set():
-                sent = self._send_batch(client, cursors, inflight)
-                if not sent:
+            self._settle(w)
+            while len(w.inflight) < self.cfg.max_inflight and not self._lost.is_set():
+                if not self._send_batch(client, w):
                     break
-            self.state.inflight = len(inflight)
+            self.state.inflight = len(w.inflight)
             if self._health and time.monotonic() >= next_health:
                 next_health = time.monotonic() + self._health_interval
                 client.publish(f"{self.base}/health", json.dumps(
@@ -212,52 +252,95 @@ class Publisher(threading.Thread):
                      "ts": format_ts(utcnow()), **self._health()}, separators=(",", ":")),
                     qos=1)
             self.wakeup.wait(min(0.5, self.ack_interval))
-        self._settle(inflight, force=True)
+        self._settle(w, force=True)
 
-    def _settle(self, inflight: dict[int, list[Row]], force: bool = False) -> None:
-        """Delete acknowledged rows, gathered over ``ack_interval``: one transaction for
-        many messages spares the flash. A crash before the delete only means a re-send."""
+    def _settle(self, w: _Window, force: bool = False) -> None:
+        """Advance each lane's acknowledged watermark and delete up to it, one statement
+        per lane, gathered over ``ack_interval`` (one transaction for many messages spares
+        the flash). A crash before the delete only means a re-send. A delete that fails
+        (disk full) is shown and retried; the connection stays up."""
         while self._acks:
-            rows = inflight.pop(self._acks.popleft(), None)
-            if rows:
-                self._acked.extend(rows)
+            w.acked(self._acks.popleft())
         now = time.monotonic()
-        if self._acked and (force or now >= self._ack_due or len(self._acked) >= 2000):
-            self.outbox.ack(self._acked)
-            self.state.readings_acked += len(self._acked)
-            self._acked = []
-            self._ack_due = now + self.ack_interval
+        due = [lane for lane in Lane if w.mark[lane] > w.deleted[lane]]
+        if not due or not (force or now >= self._ack_due or w.unrecorded > 2000):
+            return
+        self._ack_due = now + self.ack_interval
+        try:
+            for lane in due:
+                self.state.readings_acked += self.outbox.ack_through(lane, w.mark[lane])
+                w.deleted[lane] = w.mark[lane]
+        except (sqlite3.Error, OSError) as err:
+            text = f"{type(err).__name__}: {err}"
+            if self.state.extra.get("ack_error") != text:
+                log.error("outbox_ack_failed", error=text,
+                          hint="acknowledged rows stay in the outbox and may be re-sent")
+            self.state.extra["ack_error"] = text
+            return
+        w.unrecorded = 0
+        if self.state.extra.pop("ack_error", None) is not None:
+            log.info("outbox_ack_recovered")
 
-    def _send_batch(self, client: mqtt.Client, cursors: dict[Lane, int],
-                    inflight: dict[int, list[Row]]) -> bool:
+    def _send_batch(self, client: mqtt.Client, w: _Window) -> bool:
         """Publish the oldest rows of the highest-priority lane that has any.
 
         Rows are grouped by topic (a channel always has one topic, so its order holds)
-        into messages of at most ``batch_size`` readings.
+        into messages of at most ``batch_size`` readings. While catching up (the read
+        came back full), a topic's last, partial message waits for the next read, so
+        messages go out full.
         """
         size = self.cfg.batch_size
+        limit = max(size, 64)
         for lane in Lane:
-            rows = self.outbox.pending(lane, cursors[lane], size * 4)
-            if not rows:
+            held = w.carry[lane]
+            full = len(held) >= 8 * limit  # enough read ahead: send what is there
+            rows = [] if full else self.outbox.pending(lane, w.cursor[lane], limit)
+            if not rows and not held:
                 continue
+            catching_up = len(rows) == limit
+            w.sent[lane].extend(r.id for r in rows)
+            if rows:
+                w.cursor[lane] = rows[-1].id
             groups: dict[str, list[Row]] = {}
-            for r in rows:
+            for r in (*held, *rows):
                 groups.setdefault(r.topic, []).append(r)
+            messages: list[tuple[str, list[Row]]] = []
+            partial: list[Row] = []
             for topic, group in groups.items():
-                for i in range(0, len(group), size):
-                    batch = group[i:i + size]
-                    body = (f'{{"v":{PAYLOAD_VERSION},"site":{json.dumps(self.site)},'
-                            f'"rtu":{json.dumps(self.rtu)},"readings":['
-                            + ",".join(r.payload for r in batch) + "]}")
-                    info = client.publish(f"{self.base}/{topic}", body, qos=1)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                        self._lost.set()
-                        return False
-                    inflight[info.mid] = batch
-                    self.state.messages_sent += 1
-            cursors[lane] = rows[-1].id
+                batch: list[Row] = []
+                n = 0
+                for r in group:
+                    if batch and n + r.n > size:
+                        messages.append((topic, batch))
+                        batch, n = [], 0
+                    batch.append(r)
+                    n += r.n
+                if batch and catching_up and n < size:
+                    partial.extend(batch)  # fills up with the next read
+                elif batch:
+                    messages.append((topic, batch))
+            w.carry[lane] = partial
+            for i, (topic, batch) in enumerate(messages):
+                if len(w.inflight) >= self.cfg.max_inflight or not self._publish(
+                        client, w, lane, topic, batch):
+                    # the window is full: the rest waits, behind any higher lane
+                    w.carry[lane] = [r for _, b in messages[i:] for r in b] + partial
+                    return not self._lost.is_set()
             return True
         return False
+
+    def _publish(self, client: mqtt.Client, w: _Window, lane: Lane, topic: str,
+                 batch: list[Row]) -> bool:
+        body = (f'{{"v":{PAYLOAD_VERSION},"site":{self._site_json},'
+                f'"rtu":{self._rtu_json},"readings":['
+                + ",".join(r.payload for r in batch) + "]}")
+        info = client.publish(f"{self.base}/{topic}", body, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self._lost.set()
+            return False
+        w.inflight[info.mid] = (lane, [r.id for r in batch])
+        self.state.messages_sent += 1
+        return True
 
     def stop(self) -> None:
         self._halt.set()

@@ -34,7 +34,9 @@ def read_status(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"cannot read {path}: {err}"
     age = time.time() - parse_ts(status["updated"]).timestamp()
     status["age_s"] = round(age, 1)
-    status["running"] = _pid_alive(int(status["pid"])) and age < STALE_AFTER_S
+    # on flash the file is rewritten on a change of state or once a minute, not every 2 s
+    fresh = age < max(STALE_AFTER_S, 2 * float(status.get("status_interval_s", 2.0)) + 5)
+    status["running"] = _pid_alive(int(status["pid"])) and fresh
     return status, None
 
 
@@ -58,6 +60,16 @@ def show_status(st: dict[str, Any], device: str | None = None,
     out.append(f"outbox: {sum(depth.values())} buffered (alarm {depth['alarm']}, result "
                f"{depth['result']}, raw {depth['raw']}) of cap {ob['cap_rows']}; "
                f"evicted {sum(v for k, v in ob['counters'].items() if k.startswith('evicted'))}")
+    fault = ob.get("fault")
+    if fault:
+        out.append(f"outbox: COMMITS FAILING since {fault['since']}: {fault['error']} — "
+                   f"{fault['held_in_memory']} readings held in memory, not yet accepted")
+    if ob.get("set_aside"):
+        out.append(f"outbox: a damaged file was set aside as {ob['set_aside']}")
+    ack_error = b.get("extra", {}).get("ack_error") if b.get("configured") else None
+    if ack_error:
+        out.append(f"outbox: acknowledgements cannot be recorded: {ack_error} — "
+                   "acknowledged readings stay in the outbox and may be sent again")
     clock = {True: "synchronised", False: "NOT synchronised", None: "unknown"}
     out.append(f"clock: {clock[st.get('clock_synchronised')]}")
     rows = []
