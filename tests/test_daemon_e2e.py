@@ -10,10 +10,10 @@ import itertools
 import json
 import re
 import sqlite3
-import zlib
 import subprocess
 import sys
 import time
+import zlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any

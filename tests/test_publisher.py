@@ -107,8 +107,9 @@ def test_tls_with_client_certificate_and_password(tmp_path: Path, pki: Path,
 
 
 def test_alarms_and_results_overtake_a_raw_backlog(tmp_path: Path) -> None:
-    """With 100 000 raw readings queued (10 devices), an alarm accepted afterwards is delivered before the
-    raw backlog has drained; the raw lane still arrives complete and in order."""
+    """With 100 000 raw readings queued (10 devices), an alarm accepted afterwards is
+    delivered before the raw backlog has drained; the raw lane still arrives complete
+    and in order."""
     broker = LocalBroker(tmp_path).start()
     sub = Subscriber(broker.port)
     outbox = Outbox(tmp_path / "o.db")
