@@ -78,6 +78,7 @@ class OutboxConfig:
     max_mb: float | None
     commit_interval: float
     commit_batch: int
+    sync_interval: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,8 @@ OUTBOX = Schema({
     "max_mb": Field("float", min=1, doc="optional hard cap in MiB"),
     "commit_interval": Field("duration", default=1.0, min=0.05, max=60),
     "commit_batch": Field("int", default=200, min=1, max=10000),
+    "sync_interval": Field("duration", default=5.0, min=0, max=60,
+                           doc="fsync the outbox this often; only synced rows are sent"),
 })
 
 DEVICE = Schema({

@@ -36,6 +36,9 @@ log = structlog.get_logger("daq.daemon")
 _LANES = {"raw": Lane.RAW, "result": Lane.RESULT, "alarm": Lane.ALARM}
 ROW_BYTES = 60  # on-disk bytes per reading: one compressed row per poll (bench_outbox.py)
 STATUS_ON_FLASH_S = 60.0
+# acknowledged rows are deleted in one range per lane this often (or per 2000 readings):
+# each delete is a commit written to flash; a kill before it costs only re-sent copies
+ACK_INTERVAL_S = 10.0
 
 
 def readings_per_second(cfg: Config) -> float:
@@ -169,6 +172,7 @@ class Pipeline(threading.Thread):
             items, stopping = self._gather(stopping)
             pending.extend(items)
             if not pending:
+                self._sync()
                 continue
             try:
                 self.outbox.add(pending, slots=self._slot_updates, skip=self._skip)
@@ -194,7 +198,22 @@ class Pipeline(threading.Thread):
             pending = []
             if self.on_commit is not None:
                 self.on_commit()
+        self._sync(force=True)
         self._done.set()
+
+    def _sync(self, force: bool = False) -> None:
+        """The last commits onto the disk when ``sync_interval`` has passed: only then
+        may the publisher send them (daq/outbox.py)."""
+        try:
+            if force:
+                self.outbox.sync()
+            else:
+                self.outbox.sync_if_due()
+        except OSError as err:
+            self._failed(err, [])
+            return
+        if self.on_commit is not None:
+            self.on_commit()
 
     def _failed(self, err: Exception, pending: list[tuple[str, Reading]]) -> None:
         text = f"{type(err).__name__}: {err}"
@@ -272,7 +291,8 @@ class Daemon:
         self.status_dir.mkdir(parents=True, exist_ok=True)
         self._status_key: Any = None
         self._status_at = 0.0
-        self.outbox = Outbox(self.state_dir / "outbox.sqlite3", max_rows=outbox_cap(cfg))
+        self.outbox = Outbox(self.state_dir / "outbox.sqlite3", max_rows=outbox_cap(cfg),
+                             sync_interval=cfg.outbox.sync_interval)
         self.publisher: Publisher | None = None
         self.pipeline = Pipeline(cfg, self.outbox, on_commit=self._wake_publisher)
         self.workers = [BusWorker(bus, {d.name: instantiate(d, cfg.drivers)
@@ -282,7 +302,7 @@ class Daemon:
         if cfg.mqtt is not None:
             self.publisher = Publisher(cfg.mqtt, self.outbox, site=cfg.site, rtu=cfg.rtu,
                                        health=self.health,
-                                       ack_interval=cfg.outbox.commit_interval)
+                                       ack_interval=ACK_INTERVAL_S)
         self.gnss: Any = None
         if cfg.gnss is not None:  # GNSS recording and session solving (daq/gnss/recorder.py)
             from .gnss.recorder import GnssService

@@ -7,9 +7,13 @@ gap in ``seq`` at a subscriber always means a lost reading or one that a gap rec
 Flash is the RTU's scarcest resource, so one row holds every reading of one topic and
 lane from one commit (in practice one device's poll), zlib-compressed, and the broker's
 acknowledgements delete whole ranges of rows (``ack_through``), never row by row.
-``synchronous=FULL``: a commit is on the disk when ``add`` returns, so a power cut cannot
-roll back a reading the publisher has already sent (its seq would be given again to a
-different reading). Commits come in batches (one per bus tick), which keeps FULL cheap.
+A row is published only once it is durable: ``sync()`` fsyncs the write-ahead log and
+moves the watermark ``pending`` may read to; so a power cut can roll back only readings
+no subscriber has seen (their seq may be given again, harmlessly), and the downtime gap
+records of the restart cover them, because the devices' last polled instants roll back
+with them. A commit costs the fsync of at least one 4 kB file-system block, so the
+pipeline syncs every ``sync_interval`` (and at once for alarms and results), not every
+commit: a kill -9 loses nothing committed; a power cut at most ``sync_interval``.
 
 A file SQLite cannot read (truncated, foreign, corrupt) is set aside under a new name and
 a fresh outbox started: acquisition never stops on a damaged file (``Outbox.set_aside``).
@@ -35,21 +39,23 @@ from .model import Lane, Reading
 
 log = structlog.get_logger("daq.outbox")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rows (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    lane INTEGER NOT NULL,
+# one table per lane (no index to update: each is read and cleared in rowid order); the
+# devices' last polled instants live in ``seqs`` under SLOT + name, so that a commit
+# dirties as few pages as possible (each dirty page is a page written to flash, twice)
+_SCHEMA = "".join(f"""
+CREATE TABLE IF NOT EXISTS rows{int(lane)} (
+    id INTEGER PRIMARY KEY,
     topic TEXT NOT NULL,
     n INTEGER NOT NULL,
     data BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rows_lane_id ON rows(lane, id);
+);""" for lane in Lane) + """
 CREATE TABLE IF NOT EXISTS seqs (channel TEXT PRIMARY KEY, last INTEGER NOT NULL)
     WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS slots (device TEXT PRIMARY KEY, ts REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+SLOT = "#slot:"  # a seqs key no channel name can have: a device's last poll, epoch ms
+_T = {lane: f"rows{int(lane)}" for lane in Lane}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +94,15 @@ def _nulled(x: object) -> object:
     return x
 
 
-def _row(r: tuple[int, int, str, int, bytes]) -> Row:
-    return Row(r[0], r[1], r[2], r[3], zlib.decompress(r[4]).decode())
+def _row(lane: Lane, r: tuple[int, str, int, bytes]) -> Row:
+    return Row(r[0], int(lane), r[1], r[2], zlib.decompress(r[3]).decode())
 
 
 class Outbox:
     """Thread-safe; one connection guarded by a lock (SQLite serialises writers anyway)."""
 
-    def __init__(self, path: str | Path, *, max_rows: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, max_rows: int | None = None,
+                 sync_interval: float = 0.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -114,22 +121,32 @@ class Outbox:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('set_aside', ?)",
                              (self.set_aside,))
         self._seqs = dict(self._db.execute("SELECT channel, last FROM seqs"))
+        self.slots: dict[str, float] = {k.removeprefix(SLOT): v / 1000 for k, v in
+                                        self._seqs.items() if k.startswith(SLOT)}
         meta = dict(self._db.execute("SELECT key, value FROM meta"))
         self._seq_floor = int(meta.get("seq_floor", 0))
         self.set_aside = self.set_aside or meta.get("set_aside")
-        self.slots: dict[str, float] = dict(self._db.execute("SELECT device, ts FROM slots"))
-        self._depth = dict.fromkeys(Lane, 0)
-        for lane, n in self._db.execute("SELECT lane, SUM(n) FROM rows GROUP BY lane"):
-            self._depth[Lane(lane)] = n
+        self._depth = {lane: self._db.execute(f"SELECT COALESCE(SUM(n), 0) FROM {_T[lane]}")
+                       .fetchone()[0] for lane in Lane}
         self.max_rows = max_rows
+        self._top = {lane: self._db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {_T[lane]}")
+                     .fetchone()[0] for lane in Lane}
+        self._durable = dict(self._top)  # what a previous run committed is synced now
+        self._sync_lock = threading.Lock()
+        self.synced_at = time.monotonic()
+        self.sync_interval = sync_interval
+        self._wal_fd: int | None = None
+        self.sync()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
-            db.execute("PRAGMA page_size=1024")  # small pages: less flash per commit
-            db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # effective only on a new file
+            db.execute("PRAGMA page_size=512")  # small pages: less flash per commit
+            db.execute("PRAGMA auto_vacuum=NONE")  # pointer-map pages cost flash per commit
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # durable at commit: see the module doc
+            # NORMAL: a commit survives kill -9 at once; it is on the disk after sync(),
+            # and the publisher reads no further than the last sync (see the module doc)
+            db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
             if db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("integrity check failed")
@@ -187,19 +204,20 @@ class Outbox:
                 seqs.append(seq)
             rows = [(lane, topic, len(texts), zlib.compress(",".join(texts).encode(), 6))
                     for (lane, topic), texts in groups.items()]
+            marks = {f"{SLOT}{k}": round(v * 1000) for k, v in (slots or {}).items()}
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT INTO rows(lane, topic, n, data) VALUES (?,?,?,?)", rows)
+                top = dict(self._top)
+                for lane, topic, n, data in rows:
+                    # ids given here, never reused while the process runs (a cursor may
+                    # point past an emptied table); AUTOINCREMENT would cost a page
+                    top[Lane(lane)] += 1
+                    self._db.execute(f"INSERT INTO {_T[Lane(lane)]}(id, topic, n, data) "
+                                     "VALUES (?,?,?,?)", (top[Lane(lane)], topic, n, data))
                 self._db.executemany(
                     "INSERT INTO seqs(channel, last) VALUES (?, ?) "
                     "ON CONFLICT(channel) DO UPDATE SET last = excluded.last",
-                    list(touched.items()))
-                if slots:
-                    self._db.executemany(
-                        "INSERT INTO slots(device, ts) VALUES (?, ?) "
-                        "ON CONFLICT(device) DO UPDATE SET ts = excluded.ts",
-                        list(slots.items()))
+                    [*touched.items(), *marks.items()])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback_locked()
@@ -208,9 +226,35 @@ class Outbox:
             self.slots.update(slots or {})
             for lane, _, n, _ in rows:
                 self._depth[Lane(lane)] += n
+            self._top = top
             if self.max_rows is not None and sum(self._depth.values()) > self.max_rows:
                 self._evict_locked(sum(self._depth.values()) - self.max_rows)
+        if any(r[0] != Lane.RAW for r in rows):
+            self.sync()  # alarms and results leave at once
+        else:
+            self.sync_if_due()
         return seqs
+
+    def sync_if_due(self) -> None:
+        if self._top != self._durable and \
+                time.monotonic() - self.synced_at >= self.sync_interval:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make every commit so far durable (fsync of the write-ahead log) and let the
+        publisher read up to it."""
+        with self._sync_lock:
+            with self._lock:
+                top = dict(self._top)
+                if self._wal_fd is None:
+                    try:
+                        self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+                    except FileNotFoundError:  # nothing written through the log yet
+                        self._durable = top
+                        return
+            os.fsync(self._wal_fd)
+            self._durable = top
+            self.synced_at = time.monotonic()
 
     def _rollback_locked(self) -> None:
         """Undo an open transaction; when BEGIN itself failed (database locked) there is
@@ -223,8 +267,7 @@ class Outbox:
         for lane in (Lane.RAW, Lane.RESULT):
             while excess > 0:
                 found = self._db.execute(
-                    "SELECT id, n FROM rows WHERE lane=? ORDER BY id LIMIT 256",
-                    (int(lane),)).fetchall()
+                    f"SELECT id, n FROM {_T[lane]} ORDER BY id LIMIT 256").fetchall()
                 if not found:
                     break
                 upto, n = 0, 0
@@ -232,7 +275,7 @@ class Outbox:
                     upto, n = rid, n + k
                     if n >= excess:
                         break
-                self._db.execute("DELETE FROM rows WHERE lane=? AND id<=?", (int(lane), upto))
+                self._db.execute(f"DELETE FROM {_T[lane]} WHERE id<=?", (upto,))
                 self._depth[lane] -= n
                 excess -= n
                 self._bump_locked(f"evicted_{lane.name.lower()}", n)
@@ -250,10 +293,10 @@ class Outbox:
     def pending(self, lane: Lane, after_id: int, limit: int) -> list[Row]:
         """Rows of one lane after ``after_id``, oldest first."""
         with self._lock:
-            cur = self._db.execute(
-                "SELECT id, lane, topic, n, data FROM rows "
-                "WHERE lane=? AND id>? ORDER BY id LIMIT ?", (int(lane), after_id, limit))
-            return [_row(r) for r in cur]
+            cur = self._db.execute(f"SELECT id, topic, n, data FROM {_T[lane]} WHERE id>? "
+                                   "AND id<=? ORDER BY id LIMIT ?",
+                                   (after_id, self._durable[lane], limit))
+            return [_row(lane, r) for r in cur]
 
     def ack_through(self, lane: Lane, last_id: int) -> int:
         """Delete every row of ``lane`` up to ``last_id`` (acknowledged by the broker) in
@@ -261,10 +304,9 @@ class Outbox:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                n = self._db.execute("SELECT COALESCE(SUM(n), 0) FROM rows WHERE lane=? "
-                                     "AND id<=?", (int(lane), last_id)).fetchone()[0]
-                self._db.execute("DELETE FROM rows WHERE lane=? AND id<=?",
-                                 (int(lane), last_id))
+                n = self._db.execute(f"SELECT COALESCE(SUM(n), 0) FROM {_T[lane]} "
+                                     "WHERE id<=?", (last_id,)).fetchone()[0]
+                self._db.execute(f"DELETE FROM {_T[lane]} WHERE id<=?", (last_id,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback_locked()  # never leave a transaction open for the next add
@@ -302,18 +344,24 @@ class Outbox:
             return self._seqs.get(channel, 0)
 
     def all_rows(self) -> list[Row]:
-        """Every row in the outbox, in id order (inspection and tests)."""
+        """Every row in the outbox, lane by lane in sending order (inspection, tests)."""
         with self._lock:
-            cur = self._db.execute("SELECT id, lane, topic, n, data FROM rows ORDER BY id")
-            return [_row(r) for r in cur]
+            return [_row(lane, r) for lane in Lane for r in self._db.execute(
+                f"SELECT id, topic, n, data FROM {_T[lane]} ORDER BY id")]
 
     def all_readings(self) -> list[dict[str, Any]]:
         """Every reading in the outbox, in commit order (inspection and tests)."""
         return [p for row in self.all_rows() for p in row.readings()]
 
     def close(self) -> None:
+        try:
+            self.sync()
+        except (sqlite3.Error, OSError):
+            pass
         with self._lock:
             self._db.close()
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -323,8 +371,9 @@ def _migrate(db: sqlite3.Connection) -> None:
         return
     db.execute("BEGIN IMMEDIATE")
     old = db.execute("SELECT lane, topic, payload FROM outbox ORDER BY id").fetchall()
-    db.executemany("INSERT INTO rows(lane, topic, n, data) VALUES (?,?,1,?)",
-                   [(lane, topic, zlib.compress(p.encode())) for lane, topic, p in old])
+    for lane, topic, p in old:
+        db.execute(f"INSERT INTO {_T[Lane(lane)]}(topic, n, data) VALUES (?,1,?)",
+                   (topic, zlib.compress(p.encode())))
     db.execute("DROP TABLE outbox")
     db.execute("COMMIT")
     if old:

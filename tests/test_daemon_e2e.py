@@ -97,7 +97,8 @@ def outbox_rows(state: Path) -> list[tuple[str, int]]:
     db = sqlite3.connect(state / "outbox.sqlite3")
     try:
         return [(p["channel"], p["seq"]) for (data,) in
-                db.execute("SELECT data FROM rows ORDER BY id")
+                db.execute("SELECT data FROM rows0 UNION ALL SELECT data FROM rows1 "
+                           "UNION ALL SELECT data FROM rows2")
                 for p in json.loads(b"[" + zlib.decompress(data) + b"]")]
     finally:
         db.close()

@@ -58,7 +58,7 @@ def test_a_poll_is_one_compact_row(tmp_path: Path) -> None:
         f"d/ch{i}" for i in range(10)]
     ob.close()
     db = sqlite3.connect(tmp_path / "o.db")
-    (size,) = db.execute("SELECT length(data) FROM rows").fetchone()
+    (size,) = db.execute("SELECT length(data) FROM rows2").fetchone()
     assert size < len(row.payload) / 3
 
 

@@ -208,6 +208,8 @@ def test_a_restored_state_dir_never_reuses_a_key(
         shutil.copytree(copy, state, symlinks=True)
         n = len(subscriber.readings())
         proc = start(cfg, broker, state, tmp_path / "d.log")
+        wait_for(lambda: len({g["device"] for g in counts_arrived(subscriber)[1]})
+                 == len(UNITS), 60, "a gap record from every device")
         wait_for(lambda: len(subscriber.readings()) > n + 400, 60, "readings after restore")
         proc.terminate()
         assert proc.wait(20) == 0
