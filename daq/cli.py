@@ -45,10 +45,13 @@ def _load(args: argparse.Namespace, *, quarantine: bool = False) -> Any:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from . import config
     from .daemon import readings_per_second
 
     try:
         cfg = _load(args)
+        if problems := config.secret_file_problems(cfg):
+            raise ConfigError(problems, args.config)
     except ConfigError as err:
         if args.json:
             print(json.dumps({"ok": False, "problems": [dataclasses.asdict(p)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .config_schema import DEVICE, FILE_UNREADABLE, MQTT, OUTBOX, top_schema
+from .config_schema import DEVICE, MQTT, OUTBOX, top_schema
 from .driver import Driver, LoadFailure, discover
 from .errors import ConfigError, ConfigProblem
 from .gnss.gnss_config import GNSS
@@ -162,7 +162,13 @@ def loads(text: str, *, source: str | None = None,
         raise ConfigError([ConfigProblem("", f"YAML syntax: {getattr(err, 'problem', err)}",
                                          mark.line + 1 if mark else None)], source) from err
     if drivers is None:
-        found, failed = discover()
+        # only the drivers the configuration names: a plugin's heavy imports (NumPy for
+        # the GNSS ones) cost nothing to an RTU that does not use it; all of them when a
+        # name is unknown, for the "did you mean" hint
+        wanted = _driver_names(doc)
+        found, failed = discover(wanted)
+        if not wanted <= set(found) | {f.name for f in failed}:
+            found, failed = discover()
         drivers, failures = found, failed
     ctx = Ctx()
     checked = top_schema(SENSORS_FIELD, Field(GNSS)).check(doc, "", 1, ctx)
@@ -174,11 +180,7 @@ def loads(text: str, *, source: str | None = None,
         _check_sensors(sensors, buses, drivers, ctx)
     quarantined: list[ConfigProblem] = []
     if quarantine:
-        # a missing CA, certificate or password file must not stop acquisition: the
-        # publisher reports it and retries (`daq check` lists it as a problem)
-        quarantined = [p for p in ctx.problems if FILE_UNREADABLE in p.message]
-        ctx.problems = [p for p in ctx.problems if FILE_UNREADABLE not in p.message]
-        quarantined += [p for p in ctx.problems if _isolable(p.path)]
+        quarantined = [p for p in ctx.problems if _isolable(p.path)]
         ctx.problems = [p for p in ctx.problems if not _isolable(p.path)]
         for name in {p.path.split(".")[1] for p in quarantined if p.path.startswith("sensors.")}:
             sensors.pop(name, None)
@@ -348,10 +350,37 @@ def _address(value: Any, drv: type[Driver], path: str, line: int | None,
     return value  # serial protocols define their own addressing (SDI-12 '0'-'z', text ids)
 
 
+def secret_file_problems(cfg: Config) -> list[ConfigProblem]:
+    """`daq check`: the CA, certificate, key and password files must be readable. Not a
+    load error: `daq run` starts without them (acquisition never waits for the broker),
+    and its publisher shows the error and retries."""
+    m = cfg.mqtt
+    if m is None:
+        return []
+    files = {"mqtt.password": m.password.file if m.username else None,
+             "mqtt.tls.key_password": m.tls.key_password.file,
+             **({"mqtt.tls.ca_file": m.tls.ca_file, "mqtt.tls.cert_file": m.tls.cert_file,
+                 "mqtt.tls.key_file": m.tls.key_file} if m.tls_enabled else {})}
+    return [ConfigProblem(path, f"{name} does not exist or cannot be read", None,
+                          "`daq run` starts anyway and retries the broker until it can")
+            for path, name in files.items() if name and not os.access(name, os.R_OK)]
+
+
+def _driver_names(doc: Any) -> set[str]:
+    out: set[str] = set()
+    buses = doc.get("buses") if isinstance(doc, dict) else None
+    for bus in (buses or {}).values() if isinstance(buses, dict) else ():
+        devices = bus.get("devices") if isinstance(bus, dict) else None
+        for dev in (devices or {}).values() if isinstance(devices, dict) else ():
+            if isinstance(dev, dict) and isinstance(dev.get("driver"), str):
+                out.add(dev["driver"])
+    return out
+
+
 def instantiate(dev: DeviceConfig, drivers: Mapping[str, type[Driver]] | None = None) -> Driver:
     """A fresh driver object for a checked device (drivers raise ConfigError for bad options)."""
     if drivers is None:
-        drivers, _ = discover()
+        drivers, _ = discover({dev.driver})
     return drivers[dev.driver](dev.name, dev.address, dict(dev.options))
 
 

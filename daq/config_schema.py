@@ -6,7 +6,6 @@ Driver options are not here: each driver declares its own ``options_schema``.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -26,9 +25,6 @@ TLS = Schema({
     "ca_file": Field("str"), "cert_file": Field("str"), "key_file": Field("str"),
     "key_password": Field(SECRET), "insecure": Field("bool", default=False),
 })
-
-
-FILE_UNREADABLE = "does not exist or cannot be read"
 
 
 def _check_mqtt(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: Ctx) -> None:
@@ -51,15 +47,6 @@ def _check_mqtt(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: C
         ctx.add(join(path, "username"), "the username and password would cross the network "
                 "in clear over mqtt://", lines.get("username"),
                 "use mqtts:// (mqtt.tls), or say allow_plain_password: true")
-    tls = out.get("tls") or {}
-    files = {"password": pw.get("file"), "tls.key_password": (tls.get("key_password") or {})
-             .get("file"), **{f"tls.{k}": tls.get(k) for k in ("ca_file", "cert_file",
-                                                                "key_file")}}
-    for key, name in files.items():
-        if name and not os.access(name, os.R_OK):
-            ctx.add(join(path, key), f"{name} {FILE_UNREADABLE}",
-                    lines.get(key.split(".")[0]),
-                    "`daq run` starts anyway and retries the broker until it can be read")
 
 
 MQTT = Schema({

@@ -78,11 +78,14 @@ class LoadFailure:
     error: str
 
 
-def discover() -> tuple[dict[str, type[Driver]], list[LoadFailure]]:
-    """Load every driver registered under ``daq.drivers``; failures are quarantined."""
+def discover(only: set[str] | None = None) -> tuple[dict[str, type[Driver]], list[LoadFailure]]:
+    """Load every driver registered under ``daq.drivers`` (or those named in ``only``);
+    failures are quarantined."""
     found: dict[str, type[Driver]] = {}
     failed: list[LoadFailure] = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if only is not None and ep.name not in only:
+            continue
         try:
             obj = ep.load()
             if not (isinstance(obj, type) and issubclass(obj, Driver)):
