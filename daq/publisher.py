@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import socket
 import sqlite3
 import ssl
@@ -147,6 +148,10 @@ class Publisher(threading.Thread):
             c.username_pw_set(self.cfg.username, self.cfg.password.read())
         if self.cfg.tls_enabled:
             t = self.cfg.tls
+            for what, name in (("CA", t.ca_file), ("certificate", t.cert_file),
+                               ("key", t.key_file)):
+                if name and not os.access(name, os.R_OK):  # ssl's error names no file
+                    raise FileNotFoundError(f"TLS {what} file {name} cannot be read")
             c.tls_set(ca_certs=t.ca_file, certfile=t.cert_file, keyfile=t.key_file,
                       keyfile_password=t.key_password.read(),
                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
