@@ -298,6 +298,10 @@ class Outbox:
                                    (after_id, self._durable[lane], limit))
             return [_row(lane, r) for r in cur]
 
+    def has_pending(self, lane: Lane, after_id: int) -> bool:
+        """Whether ``pending`` would return anything (no query: the publisher asks often)."""
+        return self._durable[lane] > after_id
+
     def ack_through(self, lane: Lane, last_id: int) -> int:
         """Delete every row of ``lane`` up to ``last_id`` (acknowledged by the broker) in
         one statement; returns how many readings went."""

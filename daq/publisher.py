@@ -57,7 +57,12 @@ class _Window:
     def __init__(self) -> None:
         self.inflight: dict[int, tuple[Lane, list[int]]] = {}
         self.cursor = dict.fromkeys(Lane, 0)  # last row id read from the outbox
-        self.carry: dict[Lane, list[Row]] = {lane: [] for lane in Lane}  # read, not sent
+        # read, not yet sent: whole messages, and per topic the rows of one not yet full
+        self.ready: dict[Lane, collections.deque[tuple[str, list[Row]]]] = {
+            lane: collections.deque() for lane in Lane}
+        self.partial: dict[Lane, dict[str, tuple[list[Row], int]]] = {
+            lane: {} for lane in Lane}
+        self.held = dict.fromkeys(Lane, 0)  # rows in ready + partial
         self.sent: dict[Lane, collections.deque[int]] = {
             lane: collections.deque() for lane in Lane}
         self.done: dict[Lane, set[int]] = {lane: set() for lane in Lane}
@@ -99,6 +104,10 @@ class Publisher(threading.Thread):
         self._connack_rc: Any = None
         self._site_json, self._rtu_json = json.dumps(site), json.dumps(rtu)
         self.ack_interval = ack_interval
+        # messages handed to paho: its window (max_inflight) plus a queue it sends from as
+        # PUBACKs come, without waiting for this thread; a fresh client per connection,
+        # so nothing queued survives a link loss (sending restarts from the outbox)
+        self._window = cfg.max_inflight * 4
         self._ack_due = 0.0
 
     # -- paho callbacks (network thread): only hand over to our thread --------------------
@@ -246,7 +255,7 @@ class Publisher(threading.Thread):
         while not self._halt.is_set() and not self._lost.is_set():
             self.wakeup.clear()
             self._settle(w)
-            while len(w.inflight) < self.cfg.max_inflight and not self._lost.is_set():
+            while len(w.inflight) < self._window and not self._lost.is_set():
                 if not self._send_batch(client, w):
                     break
             self.state.inflight = len(w.inflight)
@@ -295,42 +304,38 @@ class Publisher(threading.Thread):
         messages go out full.
         """
         size = self.cfg.batch_size
-        limit = max(size, 64)
+        limit = max(size * 4, 256)  # rows, each one poll of several readings
         for lane in Lane:
-            held = w.carry[lane]
-            full = len(held) >= 8 * limit  # enough read ahead: send what is there
-            rows = [] if full else self.outbox.pending(lane, w.cursor[lane], limit)
-            if not rows and not held:
-                continue
-            catching_up = len(rows) == limit
-            w.sent[lane].extend(r.id for r in rows)
-            if rows:
-                w.cursor[lane] = rows[-1].id
-            groups: dict[str, list[Row]] = {}
-            for r in (*held, *rows):
-                groups.setdefault(r.topic, []).append(r)
-            messages: list[tuple[str, list[Row]]] = []
-            partial: list[Row] = []
-            for topic, group in groups.items():
-                batch: list[Row] = []
-                n = 0
-                for r in group:
+            ready, partial = w.ready[lane], w.partial[lane]
+            if not ready:
+                rows = self.outbox.pending(lane, w.cursor[lane], limit) \
+                    if self.outbox.has_pending(lane, w.cursor[lane]) else []
+                if rows:
+                    w.cursor[lane] = rows[-1].id
+                    w.sent[lane].extend(r.id for r in rows)
+                    w.held[lane] += len(rows)
+                for r in rows:
+                    batch, n = partial.get(r.topic, ([], 0))
                     if batch and n + r.n > size:
-                        messages.append((topic, batch))
+                        ready.append((r.topic, batch))
                         batch, n = [], 0
                     batch.append(r)
-                    n += r.n
-                if batch and catching_up and n < size:
-                    partial.extend(batch)  # fills up with the next read
-                elif batch:
-                    messages.append((topic, batch))
-            w.carry[lane] = partial
-            for i, (topic, batch) in enumerate(messages):
-                if len(w.inflight) >= self.cfg.max_inflight or not self._publish(
-                        client, w, lane, topic, batch):
-                    # the window is full: the rest waits, behind any higher lane
-                    w.carry[lane] = [r for _, b in messages[i:] for r in b] + partial
-                    return not self._lost.is_set()
+                    partial[r.topic] = (batch, n + r.n)
+                    if n + r.n >= size:
+                        ready.append((r.topic, partial.pop(r.topic)[0]))
+                # caught up, or read far ahead with no topic filling up: send the rest
+                if partial and (len(rows) < limit or w.held[lane] >= 2 * limit):
+                    ready.extend((t, b) for t, (b, _) in partial.items())
+                    partial.clear()
+                if not ready:
+                    if rows:
+                        return True  # read ahead; the messages fill with the next read
+                    continue
+            while ready and len(w.inflight) < self._window:
+                topic, batch = ready.popleft()
+                w.held[lane] -= len(batch)
+                if not self._publish(client, w, lane, topic, batch):
+                    return False
             return True
         return False
 
