@@ -212,3 +212,31 @@ buses:
     assert daemon.pipeline.dropped_uncommitted == 0
     assert daemon.pipeline.accepted == polls + gaps - sum(
         s.failures for w in daemon.workers for s in w.states.values())
+
+
+def test_an_ack_that_cannot_be_recorded_keeps_the_link(tmp_path: Path) -> None:
+    """Another process holds the outbox's write lock: deleting acknowledged rows fails;
+    the publisher shows it, stays connected on its first connection, and records the
+    acknowledgements once the lock is gone."""
+    broker = LocalBroker(tmp_path).start()
+    sub = Subscriber(broker.port)
+    outbox = Outbox(tmp_path / "o.db")
+    outbox.add([("data/dev", reading("dev/a", float(i))) for i in range(10)])
+    other = sqlite3.connect(tmp_path / "o.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    pub = Publisher(mqtt_config(broker.port), outbox, site="s", rtu="r", ack_interval=0.1)
+    try:
+        pub.start()
+        wait_for(lambda: len(sub.readings()) == 10, 30, "the readings")
+        wait_for(lambda: pub.state.extra.get("ack_error"), 60, "the failing acknowledgement")
+        assert "locked" in pub.state.extra["ack_error"] and pub.state.connected
+        other.execute("ROLLBACK")
+        wait_for(lambda: outbox.depth()["raw"] == 0, 60, "the acknowledgements recorded")
+        assert "ack_error" not in pub.state.extra
+        assert pub.state.connects == 1, "the link was dropped"
+    finally:
+        other.close()
+        pub.stop()
+        pub.join(5)
+        sub.close()
+        broker.stop()
