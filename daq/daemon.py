@@ -324,7 +324,7 @@ class Daemon:
         devices = [s for w in self.workers for s in w.states.values()]
         return {
             "uptime_s": round((utcnow() - self.started).total_seconds()),
-            "outbox": self.outbox.depth(),
+            "outbox": self.backlog(),
             "counters": self.outbox.counters(),
             "outbox_fault": self.outbox_fault(),
             "devices_up": sum(1 for s in devices if s.up),
@@ -343,7 +343,7 @@ class Daemon:
                        "open": w.link is not None, "error": w.link_error,
                        "devices": [asdict(s) for s in w.states.values()]}
                       for w in self.workers],
-            "outbox": {"depth": self.outbox.depth(), "cap_rows": self.outbox.max_rows,
+            "outbox": {"depth": self.backlog(), "cap_rows": self.outbox.max_rows,
                        "counters": self.outbox.counters(),
                        "accepted": self.pipeline.accepted,
                        "dropped_uncommitted": self.pipeline.dropped_uncommitted,
@@ -357,6 +357,15 @@ class Daemon:
             "clock_synchronised": clock_synchronised(),
             "gnss": None if self.gnss is None else self.gnss.status(),
         }
+
+    def backlog(self) -> dict[str, int]:
+        """Readings per lane not yet acknowledged by the broker (the outbox still holds
+        the acknowledged ones until its next range delete)."""
+        depth = self.outbox.depth()
+        if self.publisher is not None:
+            for lane, n in self.publisher.acked_waiting().items():
+                depth[lane] = max(depth[lane] - n, 0)
+        return depth
 
     def outbox_fault(self) -> dict[str, Any] | None:
         """Failing commits (disk full, I/O error): why, since when, readings held."""
@@ -469,7 +478,7 @@ class Daemon:
         if self.publisher is not None:
             deadline = time.monotonic() + 3.0  # a short grace to send what is buffered
             while (self.publisher.state.connected and time.monotonic() < deadline
-                   and any(self.outbox.depth().values())):
+                   and any(self.backlog().values())):
                 time.sleep(0.05)
             self.publisher.stop()
             self.publisher.join(5.0)

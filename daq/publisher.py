@@ -55,7 +55,7 @@ class _Window:
     sent in id order and a watermark below which every row is acknowledged."""
 
     def __init__(self) -> None:
-        self.inflight: dict[int, tuple[Lane, list[int]]] = {}
+        self.inflight: dict[int, tuple[Lane, list[int], int]] = {}
         self.cursor = dict.fromkeys(Lane, 0)  # last row id read from the outbox
         # read, not yet sent: whole messages, and per topic the rows of one not yet full
         self.ready: dict[Lane, collections.deque[tuple[str, list[Row]]]] = {
@@ -69,12 +69,14 @@ class _Window:
         self.mark = dict.fromkeys(Lane, 0)  # every row up to here is acknowledged
         self.deleted = dict.fromkeys(Lane, 0)  # ... and deleted up to here
         self.unrecorded = 0
+        self.waiting = dict.fromkeys(Lane, 0)  # acknowledged readings not yet deleted
 
     def acked(self, mid: int) -> None:
         got = self.inflight.pop(mid, None)
         if got is None:
             return
-        lane, ids = got
+        lane, ids, n = got
+        self.waiting[lane] += n
         done, sent = self.done[lane], self.sent[lane]
         done.update(ids)
         self.unrecorded += len(ids)
@@ -108,6 +110,7 @@ class Publisher(threading.Thread):
         # PUBACKs come, without waiting for this thread; a fresh client per connection,
         # so nothing queued survives a link loss (sending restarts from the outbox)
         self._window = cfg.max_inflight * 4
+        self._waiting: dict[Lane, int] = dict.fromkeys(Lane, 0)
         self._ack_due = 0.0
 
     # -- paho callbacks (network thread): only hand over to our thread --------------------
@@ -249,8 +252,14 @@ class Publisher(threading.Thread):
                 log.warning("broker_link_lost", broker=self.state.broker)
             self.state.connected = False
 
+    def acked_waiting(self) -> dict[str, int]:
+        """Readings the broker acknowledged that are not yet deleted from the outbox (it
+        deletes by range every ``ack_interval``): not part of the backlog."""
+        return {lane.name.lower(): n for lane, n in self._waiting.items()}
+
     def _serve(self, client: mqtt.Client) -> None:
         w = _Window()
+        self._waiting = w.waiting
         next_health = time.monotonic()
         while not self._halt.is_set() and not self._lost.is_set():
             self.wakeup.clear()
@@ -267,6 +276,7 @@ class Publisher(threading.Thread):
                     qos=1)
             self.wakeup.wait(min(0.5, self.ack_interval))
         self._settle(w, force=True)
+        self._waiting = dict.fromkeys(Lane, 0)  # not deleted: will be sent again
 
     def _settle(self, w: _Window, force: bool = False) -> None:
         """Advance each lane's acknowledged watermark and delete up to it, one statement
@@ -282,7 +292,9 @@ class Publisher(threading.Thread):
         self._ack_due = now + self.ack_interval
         try:
             for lane in due:
-                self.state.readings_acked += self.outbox.ack_through(lane, w.mark[lane])
+                n = self.outbox.ack_through(lane, w.mark[lane])
+                self.state.readings_acked += n
+                w.waiting[lane] = max(w.waiting[lane] - n, 0)
                 w.deleted[lane] = w.mark[lane]
         except (sqlite3.Error, OSError) as err:
             text = f"{type(err).__name__}: {err}"
@@ -348,7 +360,7 @@ class Publisher(threading.Thread):
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self._lost.set()
             return False
-        w.inflight[info.mid] = (lane, [r.id for r in batch])
+        w.inflight[info.mid] = (lane, [r.id for r in batch], sum(r.n for r in batch))
         self.state.messages_sent += 1
         return True
 
