@@ -291,8 +291,11 @@ class Daemon:
         self.status_dir.mkdir(parents=True, exist_ok=True)
         self._status_key: Any = None
         self._status_at = 0.0
-        self.outbox = Outbox(self.state_dir / "outbox.sqlite3", max_rows=outbox_cap(cfg),
-                             sync_interval=cfg.outbox.sync_interval)
+        try:  # a damaged file is set aside inside; what is left (locked, I/O) is reported
+            self.outbox = Outbox(self.state_dir / "outbox.sqlite3", max_rows=outbox_cap(cfg),
+                                 sync_interval=cfg.outbox.sync_interval)
+        except sqlite3.Error as err:
+            raise OSError(f"cannot open the outbox in {self.state_dir}: {err}") from err
         self.publisher: Publisher | None = None
         self.pipeline = Pipeline(cfg, self.outbox, on_commit=self._wake_publisher)
         self.workers = [BusWorker(bus, {d.name: instantiate(d, cfg.drivers)
