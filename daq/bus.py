@@ -123,7 +123,8 @@ class BusWorker(threading.Thread):
     def __init__(self, bus: BusConfig, drivers: dict[str, Driver],
                  sink: Callable[[PollResult], None], *,
                  opener: Callable[[BusConfig], Any] = open_link,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 on_tick_end: Callable[[], None] | None = None) -> None:
         super().__init__(name=f"bus-{bus.name}", daemon=True)
         self.bus = bus
         self.devices = {d.name: d for d in bus.devices}
@@ -143,6 +144,10 @@ class BusWorker(threading.Thread):
         self._requests: queue.SimpleQueue[tuple[Callable[[BusWorker], Any], Future[Any]]] = (
             queue.SimpleQueue())
         self._kick = threading.Event()
+        # called when the polls due now are done, before the bus waits: the pipeline
+        # commits then, so a kill loses at most the polls in flight
+        self.on_tick_end = on_tick_end
+        self._ticked = False
 
     def stop(self) -> None:
         self._halt.set()
@@ -198,6 +203,9 @@ class BusWorker(threading.Thread):
                     self._due[name] = next_slot(now, interval)
                     continue
                 if wait > 0:
+                    if self._ticked and self.on_tick_end is not None:
+                        self.on_tick_end()
+                    self._ticked = False
                     self._kick.clear()
                     if not self._serve_requests():  # after serving one, look at the clock
                         self._kick.wait(min(wait, 1.0))
@@ -209,6 +217,7 @@ class BusWorker(threading.Thread):
 
     def _poll_due(self, name: str, due: float) -> None:
         dev = self.devices[name]
+        self._ticked = True
         now = self._wall()
         if now - due >= dev.interval:
             # slots lost to a busy bus or a forward clock step: counted, then resync (no

@@ -48,7 +48,7 @@ def _load(args: argparse.Namespace, *, quarantine: bool = False) -> Any:
     cfg = config.load(args.config, quarantine=quarantine)
     url = getattr(args, "mqtt_url", None)
     if url:
-        cfg = config.with_mqtt_url(cfg, url)
+        cfg = config.with_mqtt_url(cfg, url, insecure=getattr(args, "insecure", False))
     return cfg
 
 
@@ -61,9 +61,13 @@ def readings_per_second(cfg: Any) -> float:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from . import config
+
     problem: ConfigError | None = None
     try:
         cfg = _load(args)
+        if problems := config.secret_file_problems(cfg):
+            raise ConfigError(problems, args.config)
     except ConfigError as err:
         problem = err
     except Exception as bug:  # a checker bug must still end in words (tests/test_config_fuzz)
@@ -233,6 +237,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the daemon")
     r.add_argument("--config", required=True, help="YAML configuration file")
     r.add_argument("--mqtt-url", help="override mqtt.url, e.g. mqtt://127.0.0.1:1883")
+    r.add_argument("--insecure", action="store_true",
+                   help="let --mqtt-url mqtt:// replace the configuration's TLS or password")
     r.add_argument("--state-dir", help="override state_dir (outbox, status file)")
     r.add_argument("--log-format", choices=("json", "console"), help="override log.format")
     r.set_defaults(func=cmd_run)

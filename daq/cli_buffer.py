@@ -128,15 +128,16 @@ def _stats(st: dict[str, Any], as_json: bool) -> int:
         print(json.dumps(st, indent=1, default=str))
         return 0
     oldest = st["oldest_unsent"]
-    print(f"{st['path']}: {st['rows']} unsent row(s) in {st['channels']} channel(s); "
+    print(f"{st['path']}: {st['readings']} unsent reading(s) in {st['rows']} row(s) on "
+          f"{st['channels']} channel(s); "
           f"oldest unsent {oldest.isoformat() if oldest else '-'} ({_age(oldest)} old)")
-    print(render(["lane", "rows", "oldest (UTC)", "newest (UTC)", "age of oldest"],
-                 [[lane, e["rows"], e["oldest"] and e["oldest"].isoformat(),
+    print(render(["lane", "readings", "rows", "oldest (UTC)", "newest (UTC)", "age of oldest"],
+                 [[lane, e["readings"], e["rows"], e["oldest"] and e["oldest"].isoformat(),
                    e["newest"] and e["newest"].isoformat(), _age(e["oldest"])]
                   for lane, e in st["lanes"].items()]))
     if st["top_channels"]:
         print()
-        print(render(["channel", "rows"], [list(c) for c in st["top_channels"]]))
+        print(render(["channel", "readings"], [list(c) for c in st["top_channels"]]))
     extra = ", ".join(f"{k} {v}" for k, v in sorted(st["counters"].items()))
     sizes = ", ".join(f"{k} {v / 2**20:.1f} MB" for k, v in st["bytes"].items())
     print(f"\nfiles: {sizes}" + (f"\ncounters: {extra}" if extra else ""))

@@ -74,6 +74,7 @@ class MqttConfig:
     max_inflight: int
     reconnect_min: float
     reconnect_max: float
+    allow_plain_password: bool = False  # said in words: credentials may go without TLS
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class OutboxConfig:
     max_mb: float | None
     commit_interval: float
     commit_batch: int
+    sync_interval: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,7 @@ def _build_mqtt(m: dict[str, Any], rtu: str) -> MqttConfig:
                       insecure=tls.get("insecure", False)),
         keepalive=m["keepalive"], batch_size=m["batch_size"], max_inflight=m["max_inflight"],
         reconnect_min=m["reconnect_min"], reconnect_max=m["reconnect_max"],
+        allow_plain_password=m.get("allow_plain_password", False),
     )
 
 
@@ -464,16 +467,47 @@ def _address(value: Any, drv: type[Driver], path: str, line: int | None,
     return value  # serial protocols define their own addressing (SDI-12 '0'-'z', text ids)
 
 
+def secret_file_problems(cfg: Config) -> list[ConfigProblem]:
+    """`daq check`: the CA, certificate, key and password files must be readable. Not a
+    load error: `daq run` starts without them (acquisition never waits for the broker),
+    and its publisher shows the error and retries."""
+    m = cfg.mqtt
+    if m is None:
+        return []
+    files = {"mqtt.password": m.password.file if m.username else None,
+             "mqtt.tls.key_password": m.tls.key_password.file,
+             **({"mqtt.tls.ca_file": m.tls.ca_file, "mqtt.tls.cert_file": m.tls.cert_file,
+                 "mqtt.tls.key_file": m.tls.key_file} if m.tls_enabled else {})}
+    return [ConfigProblem(path, f"{name} does not exist or cannot be read", None,
+                          "`daq run` starts anyway and retries the broker until it can")
+            for path, name in files.items() if name and not os.access(name, os.R_OK)]
+
+
+def _driver_names(doc: Any) -> set[str]:
+    out: set[str] = set()
+    buses = doc.get("buses") if isinstance(doc, dict) else None
+    for bus in (buses or {}).values() if isinstance(buses, dict) else ():
+        devices = bus.get("devices") if isinstance(bus, dict) else None
+        for dev in (devices or {}).values() if isinstance(devices, dict) else ():
+            if isinstance(dev, dict) and isinstance(dev.get("driver"), str):
+                out.add(dev["driver"])
+    return out
+
+
 def instantiate(dev: DeviceConfig, drivers: Mapping[str, type[Driver]] | None = None) -> Driver:
     """A fresh driver object for a checked device (drivers raise ConfigError for bad options)."""
     if drivers is None:
-        drivers, _ = discover()
+        drivers, _ = discover({dev.driver})
     return drivers[dev.driver](dev.name, dev.address, dict(dev.options))
 
 
 
-def with_mqtt_url(cfg: Config, url: str) -> Config:
-    """The configuration with its broker replaced by ``url`` (``daq run --mqtt-url``)."""
+def with_mqtt_url(cfg: Config, url: str, *, insecure: bool = False) -> Config:
+    """The configuration with its broker replaced by ``url`` (``daq run --mqtt-url``).
+
+    Never weaker than configured: ``mqtt://`` over a configuration with TLS or a password
+    is refused unless ``insecure`` (``--insecure``) says so.
+    """
     problem = mqtt_url_problem(url)
     if problem is not None:
         raise ConfigError([ConfigProblem("--mqtt-url", problem, None,
@@ -481,6 +515,13 @@ def with_mqtt_url(cfg: Config, url: str) -> Config:
     parts = urlsplit(url)
     base = cfg.mqtt or _build_mqtt(MQTT.check({}, "", None, Ctx()), cfg.rtu)
     tls = parts.scheme == "mqtts"
+    if not tls and (base.tls_enabled or base.username) and not insecure:
+        raise ConfigError([ConfigProblem(
+            "--mqtt-url", f"{url!r} is plain MQTT but the configuration has "
+            f"{'TLS' if base.tls_enabled else 'a username and password'}: refused",
+            hint="use mqtts://, or add --insecure to accept a plain connection")])
     return replace(cfg, mqtt=replace(base, host=parts.hostname or "127.0.0.1",
                                      port=parts.port or (8883 if tls else 1883),
-                                     tls_enabled=tls))
+                                     tls_enabled=tls,
+                                     allow_plain_password=base.allow_plain_password
+                                     or insecure))

@@ -61,6 +61,11 @@ def _check_mqtt(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: C
     pw = out.get("password") or {}
     if "file" in pw and "env" in pw:
         ctx.add(join(path, "password"), "give either file or env, not both", lines.get("password"))
+    tls_on = "tls" in out or (url is not None and urlsplit(url).scheme == "mqtts")
+    if out.get("username") and not tls_on and not out.get("allow_plain_password"):
+        ctx.add(join(path, "username"), "the username and password would cross the network "
+                "in clear over mqtt://", lines.get("username"),
+                "use mqtts:// (mqtt.tls), or say allow_plain_password: true")
 
 
 MQTT = Schema({
@@ -75,6 +80,8 @@ MQTT = Schema({
     "max_inflight": Field("int", default=20, min=1, max=1000),
     "reconnect_min": Field("duration", default=1.0, min=0.05, max=60),
     "reconnect_max": Field("duration", default=60.0, min=0.1, max=3600),
+    "allow_plain_password": Field("bool", default=False,
+                                  doc="send username and password over mqtt:// (no TLS)"),
 }, validator=_check_mqtt)
 
 OUTBOX = Schema({
@@ -83,6 +90,8 @@ OUTBOX = Schema({
     "max_mb": Field("float", min=1, doc="optional hard cap in MiB"),
     "commit_interval": Field("duration", default=1.0, min=0.05, max=60),
     "commit_batch": Field("int", default=200, min=1, max=10000),
+    "sync_interval": Field("duration", default=5.0, min=0, max=60,
+                           doc="fsync the outbox this often; only synced rows are sent"),
 })
 
 DEVICE = Schema({

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -58,7 +59,10 @@ class DaemonControl:
 
     def __init__(self, daemon: Any) -> None:
         self.daemon = daemon
-        self.server = ControlServer(daemon.status_dir)
+        # the runtime directory under systemd, else the state directory (where `daq` looks);
+        # not the status file's tmpfs folder, which only the daemon's own state dir names
+        runtime = os.environ.get("RUNTIME_DIRECTORY")
+        self.server = ControlServer(runtime or daemon.state_dir)
         self._subs: list[_Subscriber] = []
         self._lock = threading.Lock()
         # channel -> deque of [minute (epoch s), sum, n]

@@ -24,15 +24,21 @@ import structlog
 from . import __version__
 from .bus import BusWorker, PollResult
 from .config import Config, instantiate
+from .downtime import downtime_gaps
 from .model import ChannelValue, Lane, Quality, Reading, format_ts, utcnow
 from .outbox import Outbox
 from .publisher import Publisher
 from .sdnotify import Notifier
+from .statelock import lock_state_dir
 
 log = structlog.get_logger("daq.daemon")
 
 _LANES = {"raw": Lane.RAW, "result": Lane.RESULT, "alarm": Lane.ALARM}
-ROW_BYTES = 250  # on-disk size of an outbox row with its index (FIELD-NOTES.md: ~228 B)
+ROW_BYTES = 60  # on-disk bytes per reading: one compressed row per poll (bench_outbox.py)
+STATUS_ON_FLASH_S = 60.0
+# acknowledged rows are deleted in one range per lane this often (or per 2000 readings):
+# each delete is a commit written to flash; a kill before it costs only re-sent copies
+ACK_INTERVAL_S = 10.0
 
 
 def readings_per_second(cfg: Config) -> float:
@@ -51,22 +57,39 @@ def outbox_cap(cfg: Config) -> int:
     return max(cap, 1000)
 
 
+_TICK = "tick"  # a bus finished the polls due in its tick: commit what is gathered
+COALESCE_S = 0.005  # results of other buses arriving this soon after go into one commit
+
+
 class Pipeline(threading.Thread):
-    """Turns poll results into readings and commits them to the outbox in batches."""
+    """Turns poll results into readings and commits them to the outbox.
+
+    A commit follows each bus tick (plus ``COALESCE_S`` for other buses), bounded by
+    ``commit_interval`` and ``commit_batch``: a kill loses at most the polls in flight,
+    and a restart reports those and the downtime as gap records (daq/downtime.py).
+    """
 
     def __init__(self, cfg: Config, outbox: Outbox, on_commit: Any = None) -> None:
         super().__init__(name="pipeline", daemon=True)
         self.cfg = cfg
         self.outbox = outbox
-        self.queue: queue.Queue[PollResult | None] = queue.Queue()
+        self.queue: queue.Queue[PollResult | str | None] = queue.Queue()
         self.on_commit = on_commit
         self.heartbeat = time.monotonic()
         self.accepted = 0
         self.commits = 0
         self.dropped_uncommitted = 0
+        self.downtime_gaps = 0
+        self.commit_error: str | None = None  # while commits fail: why, since when, held
+        self.failing_since: str | None = None
+        self.held = 0
         self.sensors: Any = None
         self.processor: Any = None  # daq.processing.Processor when chains are configured
         self.last: dict[str, dict[str, Any]] = {}
+        self._last_slot = dict(outbox.slots)  # each device's last committed poll instant
+        self._slots: dict[str, float] = {}
+        self._slot_updates: dict[str, float] = {}
+        self._skip: dict[str, int] = {}
         if cfg.sensors:
             from .sensors import SensorSet
 
@@ -77,6 +100,9 @@ class Pipeline(threading.Thread):
 
     def submit(self, result: PollResult) -> None:
         self.queue.put(result)
+
+    def tick_end(self) -> None:
+        self.queue.put(_TICK)
 
     def readings(self, res: PollResult) -> list[tuple[str, Reading]]:
         dev = res.device
@@ -108,55 +134,104 @@ class Pipeline(threading.Thread):
             self.outbox.bump("processing_errors")
             return out
 
-    def run(self) -> None:
+    def _accept(self, res: PollResult) -> list[tuple[str, Reading]]:
+        """A poll's readings, preceded after a start by the device's downtime gaps."""
+        name = res.device.name
+        items = self.readings(res)
+        if name not in self._slots:  # the first poll of this device since the start
+            gaps, skip = downtime_gaps(self._last_slot.get(name), res.ts,
+                                       res.device.interval, items)
+            if gaps:
+                log.warning("downtime_gap", device=name, **gaps[0][1].extra["gap"])
+                self.downtime_gaps += 1
+                self._skip.update(skip)
+                items = gaps + items
+        self._slots[name] = self._slot_updates[name] = res.ts.timestamp()
+        return items
+
+    def _gather(self, stopping: bool) -> tuple[list[tuple[str, Reading]], bool]:
+        """Readings until a bus tick ends (and ``COALESCE_S`` more), ``commit_batch``
+        readings or ``commit_interval`` seconds, whichever comes first."""
         interval, batch = self.cfg.outbox.commit_interval, self.cfg.outbox.commit_batch
-        stopping = False
-        pending: list[tuple[str, Reading]] = []
-        tries_at_stop = 3  # commits tried once stopping before what is held is given up
-        failing: str | None = None
-        while not stopping or pending:
-            self.heartbeat = time.monotonic()
-            items: list[tuple[str, Reading]] = []
-            deadline = time.monotonic() + interval
-            while len(items) < batch and not stopping:
+        items: list[tuple[str, Reading]] = []
+        deadline = time.monotonic() + interval
+        while len(items) < batch and not stopping:
+            try:
+                res = self.queue.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                break
+            if res is None:
+                stopping = True
+            elif res is _TICK:
+                deadline = min(deadline, time.monotonic() + COALESCE_S)
+            elif isinstance(res, PollResult):
                 try:
-                    res = self.queue.get(timeout=max(deadline - time.monotonic(), 0.0))
-                except queue.Empty:
-                    break
-                if res is None:
-                    stopping = True
-                    break
-                try:
-                    items.extend(self.readings(res))
+                    items.extend(self._accept(res))
                 except Exception as err:  # a sensor bug must not stop acquisition
                     log.error("pipeline_error", device=res.device.name,
                               error=f"{type(err).__name__}: {err}")
                     self.outbox.bump("pipeline_errors")
+        return items, stopping
+
+    def run(self) -> None:
+        stopping = False
+        pending: list[tuple[str, Reading]] = []
+        tries_at_stop = 3  # commits tried once stopping before what is held is given up
+        while not stopping or pending:
+            self.heartbeat = time.monotonic()
+            items, stopping = self._gather(stopping)
             pending.extend(items)
-            if pending:
-                try:
-                    self.outbox.add(pending)
-                except (sqlite3.Error, OSError) as err:  # disk full, I/O error: keep, retry
-                    if str(err) != failing:  # once per distinct failure, not every second
-                        log.error("outbox_commit_failed", error=str(err), held=len(pending))
-                        failing = str(err)
-                    pending = self._bounded(pending)
-                    if stopping:
-                        tries_at_stop -= 1
-                        if tries_at_stop <= 0:
-                            log.error("readings_not_committed", count=len(pending))
-                            break
-                    time.sleep(1.0)
-                    continue
-                if failing is not None:
-                    log.info("outbox_commit_recovered", committed=len(pending))
-                    failing = None
-                self.accepted += len(pending)
-                self.commits += 1
-                pending = []
-                if self.on_commit is not None:
-                    self.on_commit()
+            if not pending:
+                self._sync()
+                continue
+            try:
+                self.outbox.add(pending, slots=self._slot_updates, skip=self._skip)
+            except (sqlite3.Error, OSError) as err:  # disk full, I/O error: keep, retry
+                self._failed(err, pending)
+                pending = self._bounded(pending)
+                self.held = len(pending)
+                if stopping:
+                    tries_at_stop -= 1
+                    if tries_at_stop <= 0:
+                        log.error("readings_not_committed", count=len(pending))
+                        break
+                time.sleep(1.0)
+                continue
+            if self.commit_error is not None:
+                log.info("outbox_commit_recovered", committed=len(pending),
+                         failing_since=self.failing_since)
+                self.commit_error = self.failing_since = None
+            self.accepted += len(pending)
+            self.commits += 1
+            self.held = 0
+            self._skip, self._slot_updates = {}, {}
+            pending = []
+            if self.on_commit is not None:
+                self.on_commit()
+        self._sync(force=True)
         self._done.set()
+
+    def _sync(self, force: bool = False) -> None:
+        """The last commits onto the disk when ``sync_interval`` has passed: only then
+        may the publisher send them (daq/outbox.py)."""
+        try:
+            if force:
+                self.outbox.sync()
+            else:
+                self.outbox.sync_if_due()
+        except OSError as err:
+            self._failed(err, [])
+            return
+        if self.on_commit is not None:
+            self.on_commit()
+
+    def _failed(self, err: Exception, pending: list[tuple[str, Reading]]) -> None:
+        text = f"{type(err).__name__}: {err}"
+        if text != self.commit_error:  # once per distinct failure, not every second
+            log.error("outbox_commit_failed", error=text, held=len(pending))
+            self.commit_error = text
+        if self.failing_since is None:
+            self.failing_since = format_ts(utcnow())
 
     MAX_HELD = 200_000  # readings held in memory while the outbox cannot commit
 
@@ -215,11 +290,22 @@ class Daemon:
         self.cfg = cfg
         self.state_dir = Path(state_dir or cfg.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        # the status file is rewritten every 2 s: under systemd it goes to the runtime
-        # directory (tmpfs), not to the RTU's flash (`daq status` looks there first)
-        self.status_dir = Path(os.environ.get("RUNTIME_DIRECTORY") or self.state_dir)
+        self._lock_fd = lock_state_dir(self.state_dir)  # before the outbox is opened
+        # under systemd the status file goes to the runtime directory (tmpfs) every 2 s;
+        # in the state directory (the RTU's flash) only on a change of state or each
+        # minute (`daq status` looks in the runtime directory first)
+        runtime = os.environ.get("RUNTIME_DIRECTORY")
+        self.status_dir = Path(runtime) if runtime else status_in_memory(self.state_dir)
+        self.status_every = 2.0 if runtime or self.status_dir != self.state_dir \
+            else STATUS_ON_FLASH_S
         self.status_dir.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(self.state_dir / "outbox.sqlite3", max_rows=outbox_cap(cfg))
+        self._status_key: Any = None
+        self._status_at = 0.0
+        try:  # a damaged file is set aside inside; what is left (locked, I/O) is reported
+            self.outbox = Outbox(self.state_dir / "outbox.sqlite3", max_rows=outbox_cap(cfg),
+                                 sync_interval=cfg.outbox.sync_interval)
+        except sqlite3.Error as err:
+            raise OSError(f"cannot open the outbox in {self.state_dir}: {err}") from err
         self.publisher: Publisher | None = None
         self.pipeline = Pipeline(cfg, self.outbox, on_commit=self._wake_publisher)
         self.processor: Any = None
@@ -231,12 +317,13 @@ class Daemon:
             self.processor = self.pipeline.processor = Processor.from_config(
                 cfg, self.state_dir)
         self.workers = [BusWorker(bus, {d.name: instantiate(d, cfg.drivers)
-                                        for d in bus.devices}, self.pipeline.submit)
+                                        for d in bus.devices}, self.pipeline.submit,
+                                  on_tick_end=self.pipeline.tick_end)
                         for bus in cfg.buses]
         if cfg.mqtt is not None:
             self.publisher = Publisher(cfg.mqtt, self.outbox, site=cfg.site, rtu=cfg.rtu,
                                        health=self.health,
-                                       ack_interval=cfg.outbox.commit_interval)
+                                       ack_interval=ACK_INTERVAL_S)
         self.gnss: Any = None
         if cfg.gnss is not None:  # GNSS recording and session solving (daq/gnss/sessions/)
             from .gnss.sessions.recorder import GnssService
@@ -267,8 +354,9 @@ class Daemon:
         devices = [s for w in self.workers for s in w.states.values()]
         return {
             "uptime_s": round((utcnow() - self.started).total_seconds()),
-            "outbox": self.outbox.depth(),
+            "outbox": self.backlog(),
             "counters": self.outbox.counters(),
+            "outbox_fault": self.outbox_fault(),
             "devices_up": sum(1 for s in devices if s.up),
             "devices_down": sum(1 for s in devices if s.up is False),
             "clock_synchronised": clock_synchronised(),
@@ -286,10 +374,12 @@ class Daemon:
                        "open": w.link is not None, "error": w.link_error,
                        "devices": [asdict(s) for s in w.states.values()]}
                       for w in self.workers],
-            "outbox": {"depth": self.outbox.depth(), "cap_rows": self.outbox.max_rows,
+            "outbox": {"depth": self.backlog(), "cap_rows": self.outbox.max_rows,
                        "counters": self.outbox.counters(),
                        "accepted": self.pipeline.accepted,
-                       "dropped_uncommitted": self.pipeline.dropped_uncommitted},
+                       "dropped_uncommitted": self.pipeline.dropped_uncommitted,
+                       "downtime_gaps": self.pipeline.downtime_gaps,
+                       "fault": self.outbox_fault(), "set_aside": self.outbox.set_aside},
             "broker": link,
             "sensors": dict(getattr(self.pipeline.sensors, "counters", {}) or {}),
             "sensor_values": dict(self.pipeline.last),
@@ -302,13 +392,46 @@ class Daemon:
             "processing": None if self.processor is None else self.processor.status(),
         }
 
-    def write_status(self) -> None:
-        """Rewrite the status file; a failure (full or broken directory) is logged once
-        per distinct error and never stops the supervisor or its orderly shutdown."""
+    def backlog(self) -> dict[str, int]:
+        """Readings per lane not yet acknowledged by the broker (the outbox still holds
+        the acknowledged ones until its next range delete)."""
+        depth = self.outbox.depth()
+        if self.publisher is not None:
+            for lane, n in self.publisher.acked_waiting().items():
+                depth[lane] = max(depth[lane] - n, 0)
+        return depth
+
+    def outbox_fault(self) -> dict[str, Any] | None:
+        """Failing commits (disk full, I/O error): why, since when, readings held."""
+        p = self.pipeline
+        if p.commit_error is None:
+            return None
+        return {"error": p.commit_error, "since": p.failing_since,
+                "held_in_memory": p.held, "dropped_uncommitted": p.dropped_uncommitted}
+
+    def _status_state(self, st: dict[str, Any]) -> Any:
+        """What a technician must see at once: links, devices up, faults (not counters)."""
+        return (st["broker"].get("connected"), st["broker"].get("last_error"),
+                st["broker"].get("extra", {}).get("ack_error"), st["outbox"]["fault"],
+                tuple((b["open"], b["error"], tuple((d["up"], d["last_error"])
+                                                    for d in b["devices"]))
+                      for b in st["buses"]))
+
+    def write_status(self, force: bool = False) -> None:
+        """Rewrite the status file when due or when the state changed; a failure (full
+        or broken directory) is logged once per distinct error and never stops the
+        supervisor or its orderly shutdown."""
         path = self.status_dir / "status.json"
         tmp = path.with_suffix(".tmp")
+        status = self.status()
+        status["status_interval_s"] = self.status_every
+        key = self._status_state(status)
+        now = time.monotonic()
+        if not force and key == self._status_key and now - self._status_at < self.status_every:
+            return
         try:
-            tmp.write_text(json.dumps(self.status(), indent=1, default=str), encoding="utf-8")
+            tmp.write_text(json.dumps(status, separators=(",", ":"), default=str),
+                           encoding="utf-8")
             os.replace(tmp, path)
         except OSError as err:
             text = f"{type(err).__name__}: {err}"
@@ -317,6 +440,7 @@ class Daemon:
             self._status_error = text
             return
         self._status_error = None
+        self._status_key, self._status_at = key, now
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -363,7 +487,7 @@ class Daemon:
                     self.processor.tick({s.name: s.up for w in self.workers
                                          for s in w.states.values()})
                 self.write_status()
-                next_status = now + 2.0
+                next_status = now + 1.0
             if now >= next_maintenance:
                 next_maintenance = now + 300.0
                 try:
@@ -400,18 +524,44 @@ class Daemon:
         if self.publisher is not None:
             deadline = time.monotonic() + 3.0  # a short grace to send what is buffered
             while (self.publisher.state.connected and time.monotonic() < deadline
-                   and any(self.outbox.depth().values())):
+                   and any(self.backlog().values())):
                 time.sleep(0.05)
             self.publisher.stop()
             self.publisher.join(5.0)
-        self.write_status()
+        self.write_status(force=True)
         if self.alarms is not None:
             self.alarms.stop()
         if self.manual is not None:
             self.manual.close()
         self.fieldcal.close()
         self.outbox.close()
+        os.close(self._lock_fd)  # the kernel would release it anyway, even on kill -9
         log.info("daemon_stopped")
+
+
+def status_in_memory(state_dir: Path) -> Path:
+    """Outside systemd: a directory on tmpfs for the status file (XDG_RUNTIME_DIR or
+    /dev/shm), linked from ``state_dir/status.json`` so that `daq status --state-dir`
+    finds it; the state directory itself when there is none (written less often then)."""
+    import hashlib
+
+    link = state_dir / "status.json"
+    for base in (os.environ.get("XDG_RUNTIME_DIR"), "/dev/shm"):
+        if not base or not os.access(base, os.W_OK):
+            continue
+        tag = hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:12]
+        target = Path(base) / f"daq-{tag}"
+        try:
+            target.mkdir(mode=0o755, exist_ok=True)
+            if not (link.is_symlink() and Path(os.readlink(link)) == target / "status.json"):
+                tmp = state_dir / "status.json.link"
+                tmp.unlink(missing_ok=True)
+                tmp.symlink_to(target / "status.json")
+                os.replace(tmp, link)
+        except OSError:
+            continue
+        return target
+    return state_dir
 
 
 def clock_synchronised() -> bool | None:

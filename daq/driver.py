@@ -94,11 +94,14 @@ def _load(ep: Any, failed: list[LoadFailure]) -> type[Driver] | None:
     return obj
 
 
-def discover() -> tuple[dict[str, type[Driver]], list[LoadFailure]]:
-    """Load every driver registered under ``daq.drivers``; failures are quarantined."""
+def discover(only: set[str] | None = None) -> tuple[dict[str, type[Driver]], list[LoadFailure]]:
+    """Load every driver registered under ``daq.drivers`` (or those named in ``only``);
+    failures are quarantined."""
     found: dict[str, type[Driver]] = {}
     failed: list[LoadFailure] = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if only is not None and ep.name not in only:
+            continue
         obj = _load(ep, failed)
         if obj is not None:
             found[ep.name] = obj

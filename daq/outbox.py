@@ -2,47 +2,76 @@
 
 A reading is *accepted* when the transaction that inserts it commits; the same transaction
 assigns its per-channel ``seq``, which therefore survives restarts and never repeats, so a
-gap in ``seq`` at a subscriber always means a lost reading. A row leaves only when the
-broker has acknowledged it. Rows are read lane by lane (alarms, results, raw samples) and
-in insertion order within a lane, which keeps each channel's order. Commits come in
-batches, because every commit costs the RTU's flash several kB (FIELD-NOTES.md).
+gap in ``seq`` at a subscriber always means a lost reading or one that a gap record names.
+
+Flash is the RTU's scarcest resource, so one row holds every reading of one topic and
+lane from one commit (in practice one device's poll), zlib-compressed, and the broker's
+acknowledgements delete whole ranges of rows (``ack_through``), never row by row.
+A row is published only once it is durable: ``sync()`` fsyncs the write-ahead log and
+moves the watermark ``pending`` may read to; so a power cut can roll back only readings
+no subscriber has seen (their seq may be given again, harmlessly), and the downtime gap
+records of the restart cover them, because the devices' last polled instants roll back
+with them. A commit costs the fsync of at least one 4 kB file-system block, so the
+pipeline syncs every ``sync_interval`` (and at once for alarms and results), not every
+commit: a kill -9 loses nothing committed; a power cut at most ``sync_interval``.
+
+A file SQLite cannot read (truncated, foreign, corrupt) is set aside under a new name and
+a fresh outbox started: acquisition never stops on a damaged file (``Outbox.set_aside``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+import time
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import structlog
 
 from .model import Lane, Reading
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    lane INTEGER NOT NULL,
+log = structlog.get_logger("daq.outbox")
+
+# one table per lane (no index to update: each is read and cleared in rowid order); the
+# devices' last polled instants live in ``seqs`` under SLOT + name, so that a commit
+# dirties as few pages as possible (each dirty page is a page written to flash, twice)
+_SCHEMA = "".join(f"""
+CREATE TABLE IF NOT EXISTS rows{int(lane)} (
+    id INTEGER PRIMARY KEY,
     topic TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_lane_id ON outbox(lane, id);
-CREATE TABLE IF NOT EXISTS seqs (channel TEXT PRIMARY KEY, last INTEGER NOT NULL);
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL
+);""" for lane in Lane) + """
+CREATE TABLE IF NOT EXISTS seqs (channel TEXT PRIMARY KEY, last INTEGER NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+SLOT = "#slot:"  # a seqs key no channel name can have: a device's last poll, epoch ms
+_T = {lane: f"rows{int(lane)}" for lane in Lane}
+TABLES = _T  # lane -> table name (daq/outbox_read.py reads them too)
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
+    """One stored row: ``n`` readings of one lane and topic, ``payload`` their JSON objects
+    joined by commas (ready to go inside a message's ``readings`` array)."""
+
     id: int
     lane: int
     topic: str
-    channel: str
-    seq: int
+    n: int
     payload: str
+
+    def readings(self) -> list[dict[str, Any]]:
+        return list(json.loads(f"[{self.payload}]"))
 
 
 def _encode(payload: dict[str, object]) -> str:
@@ -66,66 +95,168 @@ def _nulled(x: object) -> object:
     return x
 
 
+def decode_row(lane: Lane, r: tuple[int, str, int, bytes]) -> Row:
+    """A stored row (id, topic, n, compressed data) as a :class:`Row`."""
+    return Row(r[0], int(lane), r[1], r[2], zlib.decompress(r[3]).decode())
+
+
 class Outbox:
     """Thread-safe; one connection guarded by a lock (SQLite serialises writers anyway)."""
 
-    def __init__(self, path: str | Path, *, max_rows: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, max_rows: int | None = None,
+                 sync_interval: float = 0.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # effective only on a new file
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL: a commit survives a crash of the process (kill -9); only a power
-        # cut may lose the last commits before the WAL is synced.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self.set_aside: str | None = None  # where a damaged file went, for status
+        try:
+            self._db = self._open()
+        except sqlite3.OperationalError:
+            raise  # locked, disk I/O, no permission: the file may be fine; never move it
+        except sqlite3.DatabaseError as err:  # not a database, malformed, truncated
+            self.set_aside = self._set_aside(err)
+            self._db = self._open()
+            # the seqs of the damaged file are lost: start above any counter it can have
+            # held (one seq per second since 1970), so no key is ever given twice
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seq_floor', ?)",
+                             (str(int(time.time())),))
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('set_aside', ?)",
+                             (self.set_aside,))
         self._seqs = dict(self._db.execute("SELECT channel, last FROM seqs"))
-        self._depth = dict.fromkeys(Lane, 0)
-        for lane, n in self._db.execute("SELECT lane, COUNT(*) FROM outbox GROUP BY lane"):
-            self._depth[Lane(lane)] = n
+        self.slots: dict[str, float] = {k.removeprefix(SLOT): v / 1000 for k, v in
+                                        self._seqs.items() if k.startswith(SLOT)}
+        meta = dict(self._db.execute("SELECT key, value FROM meta"))
+        self._seq_floor = int(meta.get("seq_floor", 0))
+        self.set_aside = self.set_aside or meta.get("set_aside")
+        self._depth = {lane: self._db.execute(f"SELECT COALESCE(SUM(n), 0) FROM {_T[lane]}")
+                       .fetchone()[0] for lane in Lane}
         self.max_rows = max_rows
+        self._top = {lane: self._db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {_T[lane]}")
+                     .fetchone()[0] for lane in Lane}
+        self._durable = dict(self._top)  # what a previous run committed is synced now
+        self._sync_lock = threading.Lock()
+        self.synced_at = time.monotonic()
+        self.sync_interval = sync_interval
+        self._wal_fd: int | None = None
+        self.sync()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA page_size=512")  # small pages: less flash per commit
+            db.execute("PRAGMA auto_vacuum=NONE")  # pointer-map pages cost flash per commit
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL: a commit survives kill -9 at once; it is on the disk after sync(),
+            # and the publisher reads no further than the last sync (see the module doc)
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            if db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+            _migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self, err: sqlite3.DatabaseError) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                os.replace(src, f"{target}{suffix}")
+        log.error("outbox_damaged_set_aside", path=str(self.path), moved_to=str(target),
+                  error=f"{type(err).__name__}: {err}",
+                  hint="a new outbox was started; the old file is kept for inspection")
+        return str(target)
 
     # -- accepting ------------------------------------------------------------------------
 
     def add(self, items: Sequence[tuple[str, Reading]], *,
-            envelope: dict[str, str] | None = None) -> list[int]:
-        """Commit readings (each with its topic) in one transaction; return their seqs."""
+            envelope: dict[str, str] | None = None, slots: dict[str, float] | None = None,
+            skip: dict[str, int] | None = None) -> list[int]:
+        """Commit readings (each with its topic) in one transaction; return their seqs.
+
+        ``slots`` records each device's last polled instant (epoch s) with the readings,
+        the start of the downtime a restart reports. ``skip`` gives channels whose seqs
+        jump before their next reading: after a restart, the seqs the missing slots could
+        have used (a restored state directory may already have sent them).
+        """
         if not items:
             return []
         seqs: list[int] = []
-        rows = []
+        groups: dict[tuple[int, str], list[str]] = {}
         touched: dict[str, int] = {}
+        skip = dict(skip or {})
         # seqs are taken under the lock: two writers (pipeline, GNSS solver) adding to one
         # channel at once must never be given the same seq
         with self._lock:
             for topic, reading in items:
-                seq = touched.get(reading.channel, self._seqs.get(reading.channel, 0)) + 1
-                touched[reading.channel] = seq
+                ch = reading.channel
+                last = touched.get(ch, max(self._seqs.get(ch, 0), self._seq_floor))
+                jump = skip.pop(ch, 0)
+                seq = last + jump + 1
+                touched[ch] = seq
                 payload = reading.to_payload(seq)
+                if jump and "gap" in payload:
+                    payload["gap"] = {**payload["gap"], "seq_skipped": [last + 1, seq - 1]}
                 if envelope:
                     payload = {**envelope, **payload}
-                rows.append((int(reading.lane), topic, reading.channel, seq, _encode(payload)))
+                groups.setdefault((int(reading.lane), topic), []).append(_encode(payload))
                 seqs.append(seq)
+            rows = [(lane, topic, len(texts), zlib.compress(",".join(texts).encode(), 6))
+                    for (lane, topic), texts in groups.items()]
+            marks = {f"{SLOT}{k}": round(v * 1000) for k, v in (slots or {}).items()}
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT INTO outbox(lane, topic, channel, seq, payload) VALUES (?,?,?,?,?)",
-                    rows)
+                top = dict(self._top)
+                for lane, topic, n, data in rows:
+                    # ids given here, never reused while the process runs (a cursor may
+                    # point past an emptied table); AUTOINCREMENT would cost a page
+                    top[Lane(lane)] += 1
+                    self._db.execute(f"INSERT INTO {_T[Lane(lane)]}(id, topic, n, data) "
+                                     "VALUES (?,?,?,?)", (top[Lane(lane)], topic, n, data))
                 self._db.executemany(
                     "INSERT INTO seqs(channel, last) VALUES (?, ?) "
                     "ON CONFLICT(channel) DO UPDATE SET last = excluded.last",
-                    list(touched.items()))
+                    [*touched.items(), *marks.items()])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback_locked()
                 raise
             self._seqs.update(touched)
-            for row in rows:
-                self._depth[Lane(row[0])] += 1
+            self.slots.update(slots or {})
+            for lane, _, n, _ in rows:
+                self._depth[Lane(lane)] += n
+            self._top = top
             if self.max_rows is not None and sum(self._depth.values()) > self.max_rows:
                 self._evict_locked(sum(self._depth.values()) - self.max_rows)
+        if any(r[0] != Lane.RAW for r in rows):
+            self.sync()  # alarms and results leave at once
+        else:
+            self.sync_if_due()
         return seqs
+
+    def sync_if_due(self) -> None:
+        if self._top != self._durable and \
+                time.monotonic() - self.synced_at >= self.sync_interval:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make every commit so far durable (fsync of the write-ahead log) and let the
+        publisher read up to it."""
+        with self._sync_lock:
+            with self._lock:
+                top = dict(self._top)
+                if self._wal_fd is None:
+                    try:
+                        self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+                    except FileNotFoundError:  # nothing written through the log yet
+                        self._durable = top
+                        return
+            os.fsync(self._wal_fd)
+            self._durable = top
+            self.synced_at = time.monotonic()
 
     def _rollback_locked(self) -> None:
         """Undo an open transaction; when BEGIN itself failed (database locked) there is
@@ -136,15 +267,19 @@ class Outbox:
     def _evict_locked(self, excess: int) -> None:
         """Drop the oldest rows of the lowest lanes first; alarms are never evicted."""
         for lane in (Lane.RAW, Lane.RESULT):
-            if excess <= 0:
-                break
-            cur = self._db.execute(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE lane=? "
-                "ORDER BY id LIMIT ?)", (int(lane), excess))
-            n = cur.rowcount
-            self._depth[lane] -= n
-            excess -= n
-            if n:
+            while excess > 0:
+                found = self._db.execute(
+                    f"SELECT id, n FROM {_T[lane]} ORDER BY id LIMIT 256").fetchall()
+                if not found:
+                    break
+                upto, n = 0, 0
+                for rid, k in found:
+                    upto, n = rid, n + k
+                    if n >= excess:
+                        break
+                self._db.execute(f"DELETE FROM {_T[lane]} WHERE id<=?", (upto,))
+                self._depth[lane] -= n
+                excess -= n
                 self._bump_locked(f"evicted_{lane.name.lower()}", n)
 
     def _bump_locked(self, name: str, n: int) -> None:
@@ -160,31 +295,39 @@ class Outbox:
     def pending(self, lane: Lane, after_id: int, limit: int) -> list[Row]:
         """Rows of one lane after ``after_id``, oldest first."""
         with self._lock:
-            cur = self._db.execute(
-                "SELECT id, lane, topic, channel, seq, payload FROM outbox "
-                "WHERE lane=? AND id>? ORDER BY id LIMIT ?", (int(lane), after_id, limit))
-            return [Row(*r) for r in cur]
+            cur = self._db.execute(f"SELECT id, topic, n, data FROM {_T[lane]} WHERE id>? "
+                                   "AND id<=? ORDER BY id LIMIT ?",
+                                   (after_id, self._durable[lane], limit))
+            return [decode_row(lane, r) for r in cur]
 
-    def ack(self, rows: Iterable[Row]) -> int:
-        """Delete acknowledged rows in one transaction; returns how many were still there."""
-        rows = list(rows)
-        if not rows:
-            return 0
+    def has_pending(self, lane: Lane, after_id: int) -> bool:
+        """Whether ``pending`` would return anything (no query: the publisher asks often)."""
+        return self._durable[lane] > after_id
+
+    def ack_through(self, lane: Lane, last_id: int) -> int:
+        """Delete every row of ``lane`` up to ``last_id`` (acknowledged by the broker) in
+        one statement; returns how many readings went."""
         with self._lock:
-            depth = dict(self._depth)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                deleted = 0
-                for row in rows:
-                    n = self._db.execute("DELETE FROM outbox WHERE id=?", (row.id,)).rowcount
-                    deleted += n
-                    depth[Lane(row.lane)] -= n
+                n = self._db.execute(f"SELECT COALESCE(SUM(n), 0) FROM {_T[lane]} "
+                                     "WHERE id<=?", (last_id,)).fetchone()[0]
+                self._db.execute(f"DELETE FROM {_T[lane]} WHERE id<=?", (last_id,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback_locked()  # never leave a transaction open for the next add
                 raise
-            self._depth = depth
-            return deleted
+            self._depth[lane] -= n
+            return int(n)
+
+    def ack(self, rows: Sequence[Row]) -> int:
+        """Acknowledge rows that are each the oldest of their lane (tests, tools)."""
+        done = 0
+        for lane in Lane:
+            ids = [r.id for r in rows if r.lane == lane]
+            if ids:
+                done += self.ack_through(lane, max(ids))
+        return done
 
     def maintain(self) -> None:
         """Give freed pages back to the file system (called now and then, not per ack:
@@ -207,12 +350,37 @@ class Outbox:
             return self._seqs.get(channel, 0)
 
     def all_rows(self) -> list[Row]:
-        """Every row in the outbox, in id order (inspection and tests)."""
+        """Every row in the outbox, lane by lane in sending order (inspection, tests)."""
         with self._lock:
-            cur = self._db.execute(
-                "SELECT id, lane, topic, channel, seq, payload FROM outbox ORDER BY id")
-            return [Row(*r) for r in cur]
+            return [decode_row(lane, r) for lane in Lane for r in self._db.execute(
+                f"SELECT id, topic, n, data FROM {_T[lane]} ORDER BY id")]
+
+    def all_readings(self) -> list[dict[str, Any]]:
+        """Every reading in the outbox, in commit order (inspection and tests)."""
+        return [p for row in self.all_rows() for p in row.readings()]
 
     def close(self) -> None:
+        try:
+            self.sync()
+        except (sqlite3.Error, OSError):
+            pass
         with self._lock:
             self._db.close()
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """An outbox written by an older version (one row per reading in ``outbox``): its rows
+    move into ``rows`` unchanged in order, in one transaction."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name='outbox'").fetchone():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    old = db.execute("SELECT lane, topic, payload FROM outbox ORDER BY id").fetchall()
+    for lane, topic, p in old:
+        db.execute(f"INSERT INTO {_T[Lane(lane)]}(topic, n, data) VALUES (?,1,?)",
+                   (topic, zlib.compress(p.encode())))
+    db.execute("DROP TABLE outbox")
+    db.execute("COMMIT")
+    if old:
+        log.info("outbox_migrated", rows=len(old))

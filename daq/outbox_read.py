@@ -1,14 +1,14 @@
 """Read-only access to the outbox beside the running daemon (``daq buffer``, ``daq read``).
 
 The file is opened with SQLite's ``mode=ro`` URI: nothing here can write, lock out the
-daemon's commits or change a row. The row format is known here and in ``daq.outbox`` only:
-a row's payload is one reading (a JSON object) or, in a one-row-per-poll format, a list of
-readings or an object holding ``readings``; :func:`readings_of` accepts all three.
+daemon's commits or change a row. The row format belongs to ``daq.outbox`` (one table per
+lane, one compressed row per poll and topic): rows are decoded with its own function.
+Acknowledged rows stay until the daemon's next range delete (every few seconds), so a
+count here can include a few readings the broker already has.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -18,21 +18,13 @@ from typing import Any
 from urllib.parse import quote
 
 from .model import Lane, parse_ts
+from .outbox import TABLES, Row, decode_row
 
 OUTBOX_NAME = "outbox.sqlite3"
 
 
 class OutboxUnreadable(Exception):
     pass
-
-
-def readings_of(payload: str) -> list[dict[str, Any]]:
-    doc = json.loads(payload)
-    if isinstance(doc, list):
-        return [r for r in doc if isinstance(r, dict)]
-    if isinstance(doc, dict) and isinstance(doc.get("readings"), list):
-        return [r for r in doc["readings"] if isinstance(r, dict)]
-    return [doc] if isinstance(doc, dict) else []
 
 
 def _ts(r: dict[str, Any]) -> datetime | None:
@@ -51,7 +43,8 @@ class OutboxReader:
             self.db = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro",
                                       uri=True, timeout=5.0,
                                       check_same_thread=False)  # callers serialise
-            self.db.execute("SELECT 1 FROM outbox LIMIT 1").fetchall()
+            for table in TABLES.values():
+                self.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
         except sqlite3.Error as err:
             raise OutboxUnreadable(f"cannot read the outbox {self.path}: {err}") from None
 
@@ -62,11 +55,16 @@ class OutboxReader:
         row = self.db.execute("SELECT last FROM seqs WHERE channel=?", (channel,)).fetchone()
         return int(row[0]) if row else 0
 
+    def _rows(self, lane: Lane, order: str = "ASC", limit: int | None = None) -> list[Row]:
+        sql = f"SELECT id, topic, n, data FROM {TABLES[lane]} ORDER BY id {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [decode_row(lane, r) for r in self.db.execute(sql)]
+
     def _edge(self, lane: Lane, order: str) -> datetime | None:
         """Time of the oldest (ASC) or newest (DESC) unsent reading of one lane."""
-        row = self.db.execute(f"SELECT payload FROM outbox WHERE lane=? ORDER BY id {order} "
-                              "LIMIT 1", (int(lane),)).fetchone()
-        stamps = [t for r in readings_of(row[0]) if (t := _ts(r)) is not None] if row else []
+        rows = self._rows(lane, order, 1)
+        stamps = [t for r in rows[0].readings() if (t := _ts(r)) is not None] if rows else []
         if not stamps:
             return None
         return min(stamps) if order == "ASC" else max(stamps)
@@ -76,33 +74,42 @@ class OutboxReader:
 
     def stats(self) -> dict[str, Any]:
         lanes = {}
+        topics: dict[str, int] = {}
+        channels: dict[str, int] = {}
         for lane in Lane:
-            (n,) = self.db.execute("SELECT COUNT(*) FROM outbox WHERE lane=?",
-                                   (int(lane),)).fetchone()
-            lanes[lane.name.lower()] = {"rows": n, "oldest": self._edge(lane, "ASC"),
+            (n, readings) = self.db.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(n), 0) FROM {TABLES[lane]}").fetchone()
+            lanes[lane.name.lower()] = {"rows": n, "readings": readings,
+                                        "oldest": self._edge(lane, "ASC"),
                                         "newest": self._edge(lane, "DESC")}
+            for topic, k in self.db.execute(
+                    f"SELECT topic, SUM(n) FROM {TABLES[lane]} GROUP BY topic"):
+                topics[topic] = topics.get(topic, 0) + k
+            for row in self._rows(lane):
+                for r in row.readings():
+                    ch = str(r.get("channel"))
+                    channels[ch] = channels.get(ch, 0) + 1
         oldest = min((e["oldest"] for e in lanes.values() if e["oldest"]), default=None)
-        channels = self.db.execute(
-            "SELECT channel, COUNT(*) FROM outbox GROUP BY channel ORDER BY COUNT(*) DESC"
-        ).fetchall()
+        top = sorted(topics.items(), key=lambda kv: -kv[1])
         files = {p.name: p.stat().st_size for p in
                  (self.path, self.path.with_name(self.path.name + "-wal")) if p.exists()}
         return {"path": str(self.path), "rows": sum(e["rows"] for e in lanes.values()),
+                "readings": sum(e["readings"] for e in lanes.values()),
                 "lanes": lanes, "oldest_unsent": oldest,
-                "channels": len(channels), "top_channels": channels[:10],
+                "topics": len(top), "top_topics": top[:10], "channels": len(channels),
+                "top_channels": sorted(channels.items(), key=lambda kv: -kv[1])[:10],
                 "counters": dict(self.db.execute("SELECT name, value FROM counters")),
                 "bytes": files}
 
     def readings(self, since: datetime | None = None, until: datetime | None = None,
                  lane: str | None = None) -> Iterator[dict[str, Any]]:
-        """Unsent readings, oldest first, with their ``topic`` and ``lane``."""
-        sql, params = "SELECT lane, topic, payload FROM outbox", []
-        if lane is not None:
-            sql += " WHERE lane=?"
-            params.append(int(Lane[lane.upper()]))
-        for ln, topic, payload in self.db.execute(sql + " ORDER BY id", params):
-            for r in readings_of(payload):
-                t = _ts(r)
-                if t is not None and ((since and t < since) or (until and t >= until)):
-                    continue
-                yield {"lane": Lane(ln).name.lower(), "topic": topic, **r}
+        """Unsent readings, lane by lane in priority order and oldest first within a lane
+        (the order the publisher sends them), with their ``topic`` and ``lane``."""
+        lanes = [Lane[lane.upper()]] if lane is not None else list(Lane)
+        for ln in lanes:
+            for row in self._rows(ln):
+                for r in row.readings():
+                    t = _ts(r)
+                    if t is not None and ((since and t < since) or (until and t >= until)):
+                        continue
+                    yield {"lane": ln.name.lower(), "topic": row.topic, **r}

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import socket
+import sqlite3
 import ssl
 import threading
 import time
@@ -47,6 +49,42 @@ class LinkState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class _Window:
+    """One connection's sending state. Acknowledgements come back per message, rows go
+    out grouped by topic; the outbox is cleared by range, so each lane keeps the ids it
+    sent in id order and a watermark below which every row is acknowledged."""
+
+    def __init__(self) -> None:
+        self.inflight: dict[int, tuple[Lane, list[int], int]] = {}
+        self.cursor = dict.fromkeys(Lane, 0)  # last row id read from the outbox
+        # read, not yet sent: whole messages, and per topic the rows of one not yet full
+        self.ready: dict[Lane, collections.deque[tuple[str, list[Row]]]] = {
+            lane: collections.deque() for lane in Lane}
+        self.partial: dict[Lane, dict[str, tuple[list[Row], int]]] = {
+            lane: {} for lane in Lane}
+        self.held = dict.fromkeys(Lane, 0)  # rows in ready + partial
+        self.sent: dict[Lane, collections.deque[int]] = {
+            lane: collections.deque() for lane in Lane}
+        self.done: dict[Lane, set[int]] = {lane: set() for lane in Lane}
+        self.mark = dict.fromkeys(Lane, 0)  # every row up to here is acknowledged
+        self.deleted = dict.fromkeys(Lane, 0)  # ... and deleted up to here
+        self.unrecorded = 0
+        self.waiting = dict.fromkeys(Lane, 0)  # acknowledged readings not yet deleted
+
+    def acked(self, mid: int) -> None:
+        got = self.inflight.pop(mid, None)
+        if got is None:
+            return
+        lane, ids, n = got
+        self.waiting[lane] += n
+        done, sent = self.done[lane], self.sent[lane]
+        done.update(ids)
+        self.unrecorded += len(ids)
+        while sent and sent[0] in done:
+            self.mark[lane] = sent.popleft()
+            done.discard(self.mark[lane])
+
+
 class Publisher(threading.Thread):
     def __init__(self, cfg: MqttConfig, outbox: Outbox, *, site: str, rtu: str,
                  health: Callable[[], dict[str, Any]] | None = None,
@@ -66,8 +104,13 @@ class Publisher(threading.Thread):
         self._lost = threading.Event()
         self._connack = threading.Event()
         self._connack_rc: Any = None
-        self._acked: list[Row] = []
+        self._site_json, self._rtu_json = json.dumps(site), json.dumps(rtu)
         self.ack_interval = ack_interval
+        # messages handed to paho: its window (max_inflight) plus a queue it sends from as
+        # PUBACKs come, without waiting for this thread; a fresh client per connection,
+        # so nothing queued survives a link loss (sending restarts from the outbox)
+        self._window = cfg.max_inflight * 4
+        self._waiting: dict[Lane, int] = dict.fromkeys(Lane, 0)
         self._ack_due = 0.0
         # current states sent retained (daq/alarms): retained(everything) -> [(topic, body)]
         self.retained: Callable[[bool], list[tuple[str, dict[str, Any]]]] | None = None
@@ -113,10 +156,17 @@ class Publisher(threading.Thread):
                         clean_session=True, reconnect_on_failure=False)
         c.max_inflight_messages_set(self.cfg.max_inflight)
         c.max_queued_messages_set(0)
+        if self.cfg.username and not self.cfg.tls_enabled and not self.cfg.allow_plain_password:
+            raise ValueError("refusing to send the MQTT password without TLS "
+                             "(mqtt.allow_plain_password is not set)")
         if self.cfg.username:
             c.username_pw_set(self.cfg.username, self.cfg.password.read())
         if self.cfg.tls_enabled:
             t = self.cfg.tls
+            for what, name in (("CA", t.ca_file), ("certificate", t.cert_file),
+                               ("key", t.key_file)):
+                if name and not os.access(name, os.R_OK):  # ssl's error names no file
+                    raise FileNotFoundError(f"TLS {what} file {name} cannot be read")
             c.tls_set(ca_certs=t.ca_file, certfile=t.cert_file, keyfile=t.key_file,
                       keyfile_password=t.key_password.read(),
                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
@@ -177,7 +227,11 @@ class Publisher(threading.Thread):
     def run(self) -> None:
         delay = self.cfg.reconnect_min
         while not self._halt.is_set():
-            client = self._connect()
+            try:
+                client = self._connect()
+            except Exception as err:  # whatever setting up fails on: shown, retried
+                self._note_error(f"cannot connect: {type(err).__name__}: {err}")
+                client = None
             if client is None:
                 self._halt.wait(delay)
                 delay = min(delay * 2, self.cfg.reconnect_max)
@@ -185,32 +239,41 @@ class Publisher(threading.Thread):
             delay = self.cfg.reconnect_min
             try:
                 self._serve(client)
-            except Exception as err:  # an outbox I/O error or a health bug: reconnect, not die
-                log.error("publisher_error", error=f"{type(err).__name__}: {err}")
+            except Exception as err:  # a health bug or a lost outbox: reconnect, not die
+                text = f"{type(err).__name__}: {err}"
+                log.error("publisher_error", error=text)
+                self.state.last_error = f"publisher error: {text}"
                 self._halt.wait(delay)
             if self._halt.is_set():
-                client.publish(self.status_topic, self._status_payload("offline", "shutdown"),
-                               qos=1, retain=True).wait_for_publish(2.0)
+                try:
+                    client.publish(self.status_topic, self._status_payload(
+                        "offline", "shutdown"), qos=1, retain=True).wait_for_publish(2.0)
+                except (RuntimeError, ValueError):  # the link is already gone
+                    pass
             self._drop(client)
             if self.state.connected and not self._halt.is_set():
                 log.warning("broker_link_lost", broker=self.state.broker)
             self.state.connected = False
 
+    def acked_waiting(self) -> dict[str, int]:
+        """Readings the broker acknowledged that are not yet deleted from the outbox (it
+        deletes by range every ``ack_interval``): not part of the backlog."""
+        return {lane.name.lower(): n for lane, n in self._waiting.items()}
+
     def _serve(self, client: mqtt.Client) -> None:
-        inflight: dict[int, list[Row]] = {}
-        cursors = dict.fromkeys(Lane, 0)
+        w = _Window()
+        self._waiting = w.waiting
         next_health = time.monotonic()
         everything = True  # a new connection: every retained state again
         while not self._halt.is_set() and not self._lost.is_set():
             self.wakeup.clear()
-            self._settle(inflight)
-            while len(inflight) < self.cfg.max_inflight and not self._lost.is_set():
-                sent = self._send_batch(client, cursors, inflight)
-                if not sent:
+            self._settle(w)
+            while len(w.inflight) < self._window and not self._lost.is_set():
+                if not self._send_batch(client, w):
                     break
             if self.retained is not None:
                 everything = self._send_retained(client, everything)
-            self.state.inflight = len(inflight)
+            self.state.inflight = len(w.inflight)
             if self._health and time.monotonic() >= next_health:
                 next_health = time.monotonic() + self._health_interval
                 client.publish(f"{self.base}/health", json.dumps(
@@ -218,7 +281,8 @@ class Publisher(threading.Thread):
                      "ts": format_ts(utcnow()), **self._health()}, separators=(",", ":")),
                     qos=1)
             self.wakeup.wait(min(0.5, self.ack_interval))
-        self._settle(inflight, force=True)
+        self._settle(w, force=True)
+        self._waiting = dict.fromkeys(Lane, 0)  # not deleted: will be sent again
 
     def _send_retained(self, client: mqtt.Client, everything: bool) -> bool:
         """Publish changed current states, retained, after the alarm lane's events."""
@@ -230,50 +294,91 @@ class Publisher(threading.Thread):
                 qos=1, retain=True)
         return False
 
-    def _settle(self, inflight: dict[int, list[Row]], force: bool = False) -> None:
-        """Delete acknowledged rows, gathered over ``ack_interval``: one transaction for
-        many messages spares the flash. A crash before the delete only means a re-send."""
+    def _settle(self, w: _Window, force: bool = False) -> None:
+        """Advance each lane's acknowledged watermark and delete up to it, one statement
+        per lane, gathered over ``ack_interval`` (one transaction for many messages spares
+        the flash). A crash before the delete only means a re-send. A delete that fails
+        (disk full) is shown and retried; the connection stays up."""
         while self._acks:
-            rows = inflight.pop(self._acks.popleft(), None)
-            if rows:
-                self._acked.extend(rows)
+            w.acked(self._acks.popleft())
         now = time.monotonic()
-        if self._acked and (force or now >= self._ack_due or len(self._acked) >= 2000):
-            self.outbox.ack(self._acked)
-            self.state.readings_acked += len(self._acked)
-            self._acked = []
-            self._ack_due = now + self.ack_interval
+        due = [lane for lane in Lane if w.mark[lane] > w.deleted[lane]]
+        if not due or not (force or now >= self._ack_due or w.unrecorded > 2000):
+            return
+        self._ack_due = now + self.ack_interval
+        try:
+            for lane in due:
+                n = self.outbox.ack_through(lane, w.mark[lane])
+                self.state.readings_acked += n
+                w.waiting[lane] = max(w.waiting[lane] - n, 0)
+                w.deleted[lane] = w.mark[lane]
+        except (sqlite3.Error, OSError) as err:
+            text = f"{type(err).__name__}: {err}"
+            if self.state.extra.get("ack_error") != text:
+                log.error("outbox_ack_failed", error=text,
+                          hint="acknowledged rows stay in the outbox and may be re-sent")
+            self.state.extra["ack_error"] = text
+            return
+        w.unrecorded = 0
+        if self.state.extra.pop("ack_error", None) is not None:
+            log.info("outbox_ack_recovered")
 
-    def _send_batch(self, client: mqtt.Client, cursors: dict[Lane, int],
-                    inflight: dict[int, list[Row]]) -> bool:
+    def _send_batch(self, client: mqtt.Client, w: _Window) -> bool:
         """Publish the oldest rows of the highest-priority lane that has any.
 
         Rows are grouped by topic (a channel always has one topic, so its order holds)
-        into messages of at most ``batch_size`` readings.
+        into messages of at most ``batch_size`` readings. While catching up (the read
+        came back full), a topic's last, partial message waits for the next read, so
+        messages go out full.
         """
         size = self.cfg.batch_size
+        limit = max(size * 4, 256)  # rows, each one poll of several readings
         for lane in Lane:
-            rows = self.outbox.pending(lane, cursors[lane], size * 4)
-            if not rows:
-                continue
-            groups: dict[str, list[Row]] = {}
-            for r in rows:
-                groups.setdefault(r.topic, []).append(r)
-            for topic, group in groups.items():
-                for i in range(0, len(group), size):
-                    batch = group[i:i + size]
-                    body = (f'{{"v":{PAYLOAD_VERSION},"site":{json.dumps(self.site)},'
-                            f'"rtu":{json.dumps(self.rtu)},"readings":['
-                            + ",".join(r.payload for r in batch) + "]}")
-                    info = client.publish(f"{self.base}/{topic}", body, qos=1)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                        self._lost.set()
-                        return False
-                    inflight[info.mid] = batch
-                    self.state.messages_sent += 1
-            cursors[lane] = rows[-1].id
+            ready, partial = w.ready[lane], w.partial[lane]
+            if not ready:
+                rows = self.outbox.pending(lane, w.cursor[lane], limit) \
+                    if self.outbox.has_pending(lane, w.cursor[lane]) else []
+                if rows:
+                    w.cursor[lane] = rows[-1].id
+                    w.sent[lane].extend(r.id for r in rows)
+                    w.held[lane] += len(rows)
+                for r in rows:
+                    batch, n = partial.get(r.topic, ([], 0))
+                    if batch and n + r.n > size:
+                        ready.append((r.topic, batch))
+                        batch, n = [], 0
+                    batch.append(r)
+                    partial[r.topic] = (batch, n + r.n)
+                    if n + r.n >= size:
+                        ready.append((r.topic, partial.pop(r.topic)[0]))
+                # caught up, or read far ahead with no topic filling up: send the rest
+                if partial and (len(rows) < limit or w.held[lane] >= 2 * limit):
+                    ready.extend((t, b) for t, (b, _) in partial.items())
+                    partial.clear()
+                if not ready:
+                    if rows:
+                        return True  # read ahead; the messages fill with the next read
+                    continue
+            while ready and len(w.inflight) < self._window:
+                topic, batch = ready.popleft()
+                w.held[lane] -= len(batch)
+                if not self._publish(client, w, lane, topic, batch):
+                    return False
             return True
         return False
+
+    def _publish(self, client: mqtt.Client, w: _Window, lane: Lane, topic: str,
+                 batch: list[Row]) -> bool:
+        body = (f'{{"v":{PAYLOAD_VERSION},"site":{self._site_json},'
+                f'"rtu":{self._rtu_json},"readings":['
+                + ",".join(r.payload for r in batch) + "]}")
+        info = client.publish(f"{self.base}/{topic}", body, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self._lost.set()
+            return False
+        w.inflight[info.mid] = (lane, [r.id for r in batch], sum(r.n for r in batch))
+        self.state.messages_sent += 1
+        return True
 
     def stop(self) -> None:
         self._halt.set()

@@ -60,6 +60,7 @@ class NoCounters:
 
     def __init__(self) -> None:
         self.bumped: dict[str, int] = {}
+        self.slots: dict[str, float] = {}  # no committed polls: no downtime to account for
 
     def bump(self, name: str, n: int = 1) -> None:
         self.bumped[name] = self.bumped.get(name, 0) + n
@@ -74,6 +75,7 @@ class _DryPipeline:
         self.sensors = _copy_sensors(pipeline.sensors)
         self.last: dict[str, Any] = {}
         self.outbox = NoCounters()
+        self.processor = None  # a dry read shows the readings before any processing chain
         self._readings = type(pipeline).readings
 
     def readings(self, res: PollResult) -> list[tuple[str, Reading]]:

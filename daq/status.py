@@ -34,7 +34,9 @@ def read_status(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"cannot read {path}: {err}"
     age = time.time() - parse_ts(status["updated"]).timestamp()
     status["age_s"] = round(age, 1)
-    status["running"] = _pid_alive(int(status["pid"])) and age < STALE_AFTER_S
+    # on flash the file is rewritten on a change of state or once a minute, not every 2 s
+    fresh = age < max(STALE_AFTER_S, 2 * float(status.get("status_interval_s", 2.0)) + 5)
+    status["running"] = _pid_alive(int(status["pid"])) and fresh
     return status, None
 
 

@@ -130,6 +130,16 @@ def _head(st: dict[str, Any], now: datetime) -> list[str]:
     counters = _extra(ob["counters"], {k for k in ob["counters"] if k.startswith("evicted")})
     more = _extra(ob, _OUTBOX_KNOWN)
     out.append(line + (f"; {counters}" if counters else "") + (f"; {more}" if more else ""))
+    fault = ob.get("fault")
+    if fault:
+        out.append(f"outbox: COMMITS FAILING since {fault['since']}: {fault['error']} — "
+                   f"{fault['held_in_memory']} readings held in memory, not yet accepted")
+    if ob.get("set_aside"):
+        out.append(f"outbox: a damaged file was set aside as {ob['set_aside']}")
+    ack_error = (b.get("extra") or {}).get("ack_error") if b.get("configured") else None
+    if ack_error:
+        out.append(f"outbox: acknowledgements cannot be recorded: {ack_error} — "
+                   "acknowledged readings stay in the outbox and may be sent again")
     clock = st.get("clock") or {"synchronised": st.get("clock_synchronised")}
     verdict = {True: "synchronised", False: "NOT synchronised", None: "unknown"}[
         clock.get("synchronised")]

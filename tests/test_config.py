@@ -22,6 +22,7 @@ GOOD = textwrap.dedent("""\
       url: mqtt://broker.example:1883
       username: rtu1
       password: {env: DAQ_MQTT_PASSWORD}
+      allow_plain_password: true
     buses:
       gw:
         protocol: modbus_tcp

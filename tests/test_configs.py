@@ -43,12 +43,29 @@ def test_config_loads(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", [DEMO, SITE], ids=["demo", "site-example"])
-def test_daq_check_exits_0(path: Path) -> None:
-    """`daq check --config FILE` accepts each shipped configuration (exit 0) and says OK."""
-    proc = subprocess.run([sys.executable, "-m", "daq", "check", "--config", str(path)],
+def test_daq_check_exits_0(path: Path, tmp_path: Path) -> None:
+    """`daq check --config FILE` accepts each shipped configuration (exit 0) and says OK,
+    once the CA, certificate and key files it names exist."""
+    text = path.read_text()
+    for name in ("platform-ca.crt", "rtu-01.crt", "rtu-01.key"):
+        (tmp_path / name).write_text("x")
+        text = text.replace(f"/etc/daq/tls/{name}", str(tmp_path / name))
+    (tmp_path / path.name).write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "daq", "check", "--config",
+                           str(tmp_path / path.name)],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert ": OK" in proc.stdout
+
+
+def test_daq_check_names_a_missing_tls_file() -> None:
+    """The site example names /etc/daq/tls/... files this machine lacks: `daq check` lists
+    each as a problem (exit 2), where `daq run` would start and retry the broker."""
+    proc = subprocess.run([sys.executable, "-m", "daq", "check", "--config", str(SITE)],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 2
+    for key in ("mqtt.tls.ca_file", "mqtt.tls.cert_file", "mqtt.tls.key_file"):
+        assert key in proc.stderr and "does not exist or cannot be read" in proc.stderr
 
 
 def test_demo_matches_the_documented_setup() -> None:

@@ -131,7 +131,7 @@ def assert_solved_once_at_noon(outbox: Outbox, state: Path) -> None:
 
 
 def rows(outbox: Outbox) -> list[tuple[str, dict[str, Any]]]:
-    return [(r.topic, json.loads(r.payload)) for r in outbox.all_rows()]
+    return [(r.topic, p) for r in outbox.all_rows() for p in r.readings()]
 
 
 # -- configuration ------------------------------------------------------------------------

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from daq.model import Lane, Quality, Reading, utcnow
-from daq.outbox import Outbox
+from daq.outbox import Outbox, Row
 
 
 def reading(channel: str, value: float, lane: Lane = Lane.RAW) -> Reading:
@@ -23,31 +22,55 @@ def test_seq_is_per_channel_and_survives_reopening(tmp_path: Path) -> None:
     ob.close()
     ob = Outbox(tmp_path / "o.db")
     assert ob.add([("t", reading("a", 4))]) == [3]
-    row = ob.all_rows()[0]
-    assert json.loads(row.payload)["seq"] == 3 and row.channel == "a"
+    got = ob.all_readings()[0]
+    assert got["seq"] == 3 and got["channel"] == "a"
+
+
+def seqs(rows: list[Row]) -> list[int]:
+    return [p["seq"] for r in rows for p in r.readings()]
 
 
 def test_lanes_drain_alarms_first_and_in_order(tmp_path: Path) -> None:
+    """One row per lane and topic of a commit; rows leave by range, lane by lane."""
     ob = Outbox(tmp_path / "o.db")
-    ob.add([("t", reading("raw", i)) for i in range(5)])
-    ob.add([("t", reading("al", 9, Lane.ALARM))])
-    assert ob.depth() == {"alarm": 1, "result": 0, "raw": 5}
-    assert [r.channel for r in ob.pending(Lane.ALARM, 0, 10)] == ["al"]
+    for i in range(5):
+        ob.add([("t", reading("raw", i))])
+    ob.add([("t", reading("al", 9, Lane.ALARM)), ("t", reading("raw", 5)),
+            ("u", reading("raw2", 1))])
+    assert ob.depth() == {"alarm": 1, "result": 0, "raw": 7}
+    assert [p["channel"] for p in ob.pending(Lane.ALARM, 0, 10)[0].readings()] == ["al"]
     raw = ob.pending(Lane.RAW, 0, 3)
-    assert [r.seq for r in raw] == [1, 2, 3]
-    assert [r.seq for r in ob.pending(Lane.RAW, raw[-1].id, 10)] == [4, 5]
-    assert ob.ack(raw) == 3 and ob.ack(raw) == 0
-    assert ob.depth()["raw"] == 2
+    assert seqs(raw) == [1, 2, 3]
+    assert seqs(ob.pending(Lane.RAW, raw[-1].id, 10)) == [4, 5, 6, 1]
+    assert ob.ack_through(Lane.RAW, raw[-1].id) == 3 and ob.ack(raw) == 0
+    assert ob.depth()["raw"] == 4 and ob.depth()["alarm"] == 1
+
+
+def test_a_poll_is_one_compact_row(tmp_path: Path) -> None:
+    """Ten readings of one device go into one row, compressed: the flash cost per reading
+    is a fraction of the JSON's size (bench/bench_outbox.py measures the bytes)."""
+    import sqlite3
+
+    ob = Outbox(tmp_path / "o.db")
+    ob.add([("data/d", reading(f"d/ch{i}", 1000.0 + i)) for i in range(10)])
+    (row,) = ob.all_rows()
+    assert row.n == 10 and [p["channel"] for p in row.readings()] == [
+        f"d/ch{i}" for i in range(10)]
+    ob.close()
+    db = sqlite3.connect(tmp_path / "o.db")
+    (size,) = db.execute("SELECT length(data) FROM rows2").fetchone()
+    assert size < len(row.payload) / 3
 
 
 def test_cap_evicts_oldest_raw_first_never_alarms_and_counts(tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "o.db", max_rows=10)
     ob.add([("t", reading("al", i, Lane.ALARM)) for i in range(4)])
     ob.add([("t", reading("res", i, Lane.RESULT)) for i in range(3)])
-    ob.add([("t", reading("raw", i)) for i in range(8)])
+    for i in range(8):
+        ob.add([("t", reading("raw", i))])
     depth = ob.depth()
     assert depth == {"alarm": 4, "result": 3, "raw": 3}
-    assert [r.seq for r in ob.pending(Lane.RAW, 0, 10)] == [6, 7, 8]
+    assert seqs(ob.pending(Lane.RAW, 0, 10)) == [6, 7, 8]
     assert ob.counters() == {"evicted_raw": 5}
     ob.add([("t", reading("al", 9, Lane.ALARM)) for _ in range(8)])
     assert ob.depth()["alarm"] == 12 and ob.depth()["result"] == 0
@@ -62,7 +85,7 @@ def test_nothing_json_cannot_hold_ever_blocks_a_commit(tmp_path: Path) -> None:
                   quality=Quality.BAD, ts=utcnow(), raw={"words": [1, float("inf")],
                                                          "frame": b"\x01\x02"})
     assert ob.add([("t", odd)]) == [1]
-    payload = json.loads(ob.all_rows()[0].payload)
+    payload = ob.all_readings()[0]
     assert payload["value"] is None and payload["raw"]["words"] == [1, None]
     assert payload["raw"]["frame"] == repr(b"\x01\x02")
 
@@ -88,8 +111,7 @@ def test_concurrent_writers_never_share_a_seq(tmp_path: Path) -> None:
             t.join()
     finally:
         sys.setswitchinterval(old)
-    seqs = sorted(json.loads(r.payload)["seq"] for r in ob.all_rows())
-    assert seqs == list(range(1, 451))
+    assert sorted(p["seq"] for p in ob.all_readings()) == list(range(1, 451))
     assert ob.last_seq("shared") == 450
 
 
