@@ -190,7 +190,10 @@ def test_shelve_expires_by_itself_and_commands_are_checked(
         assert health["configured"] == 2 and "transitions_1h" in health
         assert d.stop() == 0
     trail = [e["event"] for e in events(subscriber) if e["alarm"] == h]
-    assert trail == ["raised", "acked", "shelved", "unshelved", "oos", "in_service"]
+    assert trail[:6] == ["raised", "acked", "shelved", "unshelved", "oos", "in_service"]
+    # back in service while the level is still high, the alarm may be raised afresh
+    # (a new reading reached the engine before the stop): that is the only thing allowed
+    assert trail[6:] in ([], ["raised"]), trail
 
 
 def test_actions_when_the_uplink_is_down_coil_read_back_and_failing_command_retried(
