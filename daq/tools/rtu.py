@@ -10,7 +10,8 @@ registers, 4 input registers. A reply is classified the way a bus scan needs it:
 - ``garbled``: bytes that are not a reply to this request (wrong unit, wrong length);
 - ``silent``: nothing at all within the timeout.
 
-(The daemon's strict codec is daq/modbus.py; this module only serves the diagnostics.)
+(The daemon's strict codec is daq/modbus_frame.py, whose CRC and exception names are
+used here; this module classifies leniently, as a scan needs.)
 """
 
 from __future__ import annotations
@@ -18,27 +19,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from ..modbus_frame import EXCEPTION_NAMES, crc16, with_crc
+
 FUNCTIONS = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
 KIND_OF = {v: k for k, v in FUNCTIONS.items()}
-EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
-              4: "server device failure", 5: "acknowledge", 6: "server device busy",
-              8: "memory parity error", 10: "gateway path unavailable",
-              11: "gateway target failed to respond"}
+EXCEPTIONS = EXCEPTION_NAMES
 MAX_COUNT = {1: 2000, 2: 2000, 3: 125, 4: 125}
-
-
-def crc16(data: bytes) -> int:
-    """Modbus CRC-16 (reflected polynomial 0xA001, initial 0xFFFF)."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
-
-
-def with_crc(body: bytes) -> bytes:
-    return body + struct.pack("<H", crc16(body))
 
 
 def crc_ok(frame: bytes) -> bool:
