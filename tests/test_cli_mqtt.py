@@ -84,6 +84,7 @@ def test_unset_password_env_var_is_named(tmp_path: Path) -> None:
         url: mqtt://127.0.0.1:{b.port}
         username: rtu-7
         password: {{env: DAQ_MQTT_PASSWORD}}
+        allow_plain_password: true   # a test broker on loopback
         """)
     try:
         code, out = check("--config", str(cfg))
