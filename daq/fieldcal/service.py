@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from ..manual.service import is_entered
 from ..model import Lane, format_ts
 
 log = structlog.get_logger("daq.fieldcal")
@@ -69,7 +70,7 @@ class FieldCalibration:
         outbox.add = corrected
 
     def _correct(self, topic: str, r: Any) -> tuple[str, Any]:
-        if r.value is None or r.lane == Lane.ALARM or r.extra.get("source") == "manual":
+        if r.value is None or r.lane == Lane.ALARM or is_entered(r):
             return topic, r
         for key in (r.sensor, r.channel):
             if key is None:
