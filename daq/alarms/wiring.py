@@ -37,6 +37,6 @@ def attach(daemon: Any) -> None:
             daemon.publisher.retained = daemon.alarms.retained
     from ..fieldcal.service import FieldCalibration  # daq calibrate (daq/fieldcal/)
 
-    daemon.fieldcal = FieldCalibration(outbox)
+    daemon.fieldcal = FieldCalibration(outbox, daemon.pipeline.sensors)
     daemon.fieldcal.wrap(outbox)  # outermost
     daemon.fieldcal.register(server)
