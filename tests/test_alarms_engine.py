@@ -234,3 +234,14 @@ def test_a_stuck_signal_counts_its_time_from_before_a_restart() -> None:
     assert once.state.stuck_since is None and once.dirty
     # a reference held less than stuck_after/20 is not kept: after a restart it counts anew
     assert restarted(once).update(813.0, "good", (), 3900.0) == []
+
+
+def test_on_and_off_delays_count_from_before_a_restart() -> None:
+    a = Alarm(rule(on_delay=60.0, off_delay=60.0))
+    assert events(a, [(0.0, 11.0), (30.0, 11.0)]) == [] and a.state.cond_since == 0.0
+    b = restarted(a)  # the condition's start time is in the persisted state
+    assert [t.event for t in b.tick(59.0)] == [] and [t.event for t in b.tick(60.0)] == [
+        "raised"]
+    assert events(b, [(100.0, 5.0)]) == []
+    c = restarted(b)
+    assert [t.event for t in c.tick(160.0)] == ["cleared"]

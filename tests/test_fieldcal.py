@@ -14,7 +14,7 @@ import pytest
 
 from daq.testing import ModbusTestServer
 
-from .conftest import Broker, Subscriber, wait_for
+from .conftest import Broker, Subscriber, validator, wait_for
 from .test_daemon_e2e import write_config
 
 pytestmark = pytest.mark.slow
@@ -23,6 +23,12 @@ pytestmark = pytest.mark.slow
 def daq_cal(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "daq", "calibrate", *args, "--state-dir",
                            str(state), "--json"], capture_output=True, text=True, timeout=60)
+
+
+def polled_by(d: Any, n: int) -> bool:
+    """The daemon process ``d`` itself (not a killed one's status file) accepted ``n``."""
+    s = d.status() or {}
+    return s.get("pid") == d.proc.pid and s.get("outbox", {}).get("accepted", 0) >= n
 
 
 def test_zero_and_two_point_with_history_across_a_restart(
@@ -50,8 +56,11 @@ def test_zero_and_two_point_with_history_across_a_restart(
         assert got[0]["calibration"]["field"]["uncorrected"] == pytest.approx(12.5)
         d.kill()
         d2 = run_daemon(cfg, broker.url, state)
-        n = len(carrying(zero["id"]))
-        wait_for(lambda: len(carrying(zero["id"])) > n + 2, 60, "still applied after restart")
+        # polled by the new daemon (not resent by it): seqs above any the killed one gave
+        top = max(r["seq"] for r in subscriber.readings() if r["channel"] == "unit1/level")
+        wait_for(lambda: polled_by(d2, 5) and
+                 len([r for r in carrying(zero["id"]) if r["seq"] > top]) > 2, 60,
+                 "still applied after restart")
         two = daq_cal(state, "two-point", "unit1/level", "--point", "10=0", "--point",
                       "20=100", "--by", "lab")
         assert two.returncode == 0, two.stderr
@@ -183,9 +192,10 @@ def test_native_rezero_is_the_conversion_with_the_new_raw_zero(
                       if r["raw"]["current"] > 8.0], 30, "re-zeroed readings")
         d.kill()
         d2 = run_daemon(cfg, broker.url, state)
-        n = len(channel("P1.pressure", vw["id"]))
-        wait_for(lambda: len(channel("P1.pressure", vw["id"])) > n + 2, 60,
-                 "the zero still applied after the restart")
+        top = max(r["seq"] for r in channel("P1.pressure"))
+        wait_for(lambda: polled_by(d2, 5) and
+                 len([r for r in channel("P1.pressure", vw["id"]) if r["seq"] > top]) > 2, 60,
+                 "the zero still applied after the restart (new polls, not resends)")
         hist = daq_cal(state, "history", "P1")
         text = subprocess.run([sys.executable, "-m", "daq", "calibrate", "history", "P1",
                                "--state-dir", str(state)], capture_output=True, text=True,
@@ -219,6 +229,9 @@ def test_native_rezero_is_the_conversion_with_the_new_raw_zero(
             assert r["value"] == pytest.approx(level, abs=1e-9), r
             checked += 1
     assert checked > 10
+    check = validator("reading.json")
+    for r in subscriber.readings():
+        check.validate(r)
     values = [r for r in subscriber.readings() if r["value"] is not None]
     # pressure, head, elevation, temperature: all of the sensor's outputs
     assert every_later_carries([r for r in values if r.get("sensor") == "P1"], vw["id"]) > 6

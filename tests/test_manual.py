@@ -125,6 +125,8 @@ def test_manual_round_trip_with_a_running_daemon_and_broker(
     check = validator("annotation.json")
     for body, _ in notes:
         check.validate(body)
+    for body in subscriber.payloads("/manual/unit1/"):
+        validator("manual.json").validate(body)
     note = notes[0][1]
     key = note["annotates"]
     assert (key["rtu"], key["channel"], key["seq"]) == (
