@@ -245,3 +245,15 @@ def test_on_and_off_delays_count_from_before_a_restart() -> None:
     assert events(b, [(100.0, 5.0)]) == []
     c = restarted(b)
     assert [t.event for t in c.tick(160.0)] == ["cleared"]
+
+
+def test_a_rate_is_never_measured_across_a_long_outage() -> None:
+    """After a day down, the persisted window is too old to be a reference: a fast rise
+    after the restart is measured on its own, not averaged over the outage."""
+    r = rule(id="L/level.rate", kind="rate", limit=0.5, period=3600.0, direction="rise")
+    a = Alarm(r)
+    events(a, [(float(t), 100.0) for t in range(0, 3600, 60)])
+    b = restarted(a)
+    day = 86400.0
+    rise = [(day + t, 100.0 + 0.6 * t / 2400) for t in range(0, 2460, 60)]  # 0.9 m/h
+    assert "raised" in events(b, rise)

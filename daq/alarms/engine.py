@@ -18,6 +18,7 @@ from .alarm_config import Rule
 
 HOUR = 3600.0
 MEMORY_POINTS = 20  # a timer's persisted memory: at most this many writes per period
+STALE_REFERENCE = 1.25  # a rate's oldest value older than this many periods: a gap
 
 
 class CommandError(Exception):
@@ -157,6 +158,8 @@ class Alarm:
         w.append((ts, v))
         while len(w) > 2 and ts - w[1][0] >= period:
             w.popleft()
+        if len(w) > 1 and ts - w[0][0] > STALE_REFERENCE * period:
+            w.popleft()  # a gap (daemon down, device silent): never a rate across it
         self._remember(ts, v)
         t0, v0 = w[0]
         if ts - t0 < period / 2:  # too short a span to judge a rate
