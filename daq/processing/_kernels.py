@@ -105,10 +105,145 @@ def _hampel_judge(s, n, x, t, floor, scratch):
 
 # -- Hampel -----------------------------------------------------------------------------------
 
+BLOCK = 256  # pairs of centres per block of :func:`_hampel`: its buffers stay in L1
+NETWORK_MAX_K = 16  # wider windows use the sliding sorted window (:func:`_hampel_sorted`)
+
+
+@njit(cache=True, nogil=True)
+def _pair_network(k):
+    """Comparators (p, q), p < q, that leave the k-th and (k+1)-th smallest of 2k values on
+    wires k-1 and k: Batcher's odd-even merge sort (wires past 2k dropped: they would hold
+    +inf and never swap), pruned backwards to the comparators those two wires depend on."""
+    n = 2 * k
+    size, m = 1, 0
+    while size < n:
+        size *= 2
+        m += 1
+    full = np.empty((size // 2 * (m * (m + 1) // 2) + 1, 2), dtype=np.int64)
+    c = 0
+    p = 1
+    while p < size:
+        q = p
+        while q >= 1:
+            for j in range(q % p, size - q, 2 * q):
+                for i in range(min(q, size - j - q)):
+                    a, b = i + j, i + j + q
+                    if a // (2 * p) == b // (2 * p) and b < n:
+                        full[c, 0], full[c, 1] = a, b
+                        c += 1
+            q //= 2
+        p *= 2
+    need = np.zeros(n, dtype=np.bool_)
+    need[k - 1] = need[k] = True
+    keep = np.zeros(c, dtype=np.bool_)
+    for i in range(c - 1, -1, -1):
+        a, b = full[i, 0], full[i, 1]
+        if need[a] or need[b]:
+            keep[i] = need[a] = need[b] = True
+    return full[:c][keep]
+
+
+@njit(cache=True, nogil=True)
+def _hampel_window(x, i, k, t, floor, s, scratch):
+    """The decision on ``x[i]`` from its window sorted afresh (a window holding NaN)."""
+    cnt = 0
+    for j in range(i - k, i + k + 1):
+        if x[j] == x[j]:
+            cnt = _insert_sorted(s, cnt, x[j])
+    return _hampel_judge(s, cnt, x[i], t, floor, scratch)
+
+
 @njit(cache=True, nogil=True)
 def _hampel(x, k, t, floor, out, flags):
+    """Centred window 2k+1; the first and last ``k`` samples have no full window and pass
+    unjudged. The same decisions as :func:`_hampel_sorted`, found another way, in blocks
+    of centres, each step a loop over the block that the compiler vectorises:
+
+    - Median: the windows of centres i and i+1 share 2k values; a comparator network puts
+      their k-th and (k+1)-th smallest (lo, hi) on two wires, and each median is the one
+      value the window adds, clamped to [lo, hi]: one network for two medians.
+    - MAD, never computed: with c = t·1.4826 and d = |x_i − m|, ``d > c·MAD`` holds iff at
+      least k+1 of the window's 2k+1 values have c·|x_j − m| < d (the MAD is the (k+1)-th
+      smallest deviation and multiplying by c ≥ 0 keeps the order), so a count decides,
+      with the flags of the formula, to the last bit.
+    - A window holding NaN is sorted afresh and judged as :func:`_hampel_sorted` would."""
+    n = x.shape[0]
+    w = 2 * k + 1
+    for i in range(n):
+        out[i] = x[i]
+        flags[i] = False
+    if n < w:
+        return
+    if k > NETWORK_MAX_K:
+        _hampel_sorted(x, k, t, floor, out, flags)
+        return
+    c = t * MAD_SCALE
+    net = _pair_network(k)
+    buf = np.empty((2 * k, BLOCK))
+    med = np.empty(2 * BLOCK)
+    dev = np.empty(2 * BLOCK)
+    cnt = np.empty(2 * BLOCK)
+    s = np.empty(w)
+    scratch = np.empty(w)
+    end = n - k  # centres are k … n-k-1
+    pairs = (end - k) // 2
+    for b0 in range(0, pairs, BLOCK):
+        nb = min(BLOCK, pairs - b0)
+        lo = k + 2 * b0  # first centre of the block
+        m2 = 2 * nb
+        nans = 0
+        for j in range(lo - k, lo + m2 + k):
+            nans += x[j] != x[j]
+        for r in range(2 * k):
+            for j in range(nb):
+                buf[r, j] = x[lo + 2 * j - k + 1 + r]
+        for e in range(net.shape[0]):
+            p, q = net[e, 0], net[e, 1]
+            for j in range(nb):
+                a, z = buf[p, j], buf[q, j]
+                buf[p, j] = a if a < z else z
+                buf[q, j] = z if a < z else a
+        for j in range(nb):
+            lo_v, hi_v = buf[k - 1, j], buf[k, j]
+            a = x[lo + 2 * j - k]
+            a = a if a < hi_v else hi_v
+            med[2 * j] = a if a > lo_v else lo_v
+            a = x[lo + 2 * j + k + 1]
+            a = a if a < hi_v else hi_v
+            med[2 * j + 1] = a if a > lo_v else lo_v
+        xc = x[lo:lo + m2]
+        for j in range(m2):
+            dev[j] = abs(xc[j] - med[j])
+            cnt[j] = 0.0
+        for r in range(w):
+            xs = x[lo - k + r:lo - k + r + m2]
+            for j in range(m2):
+                cnt[j] += 1.0 if c * abs(xs[j] - med[j]) < dev[j] else 0.0
+        oc = out[lo:lo + m2]
+        fc = flags[lo:lo + m2]
+        for j in range(m2):
+            f = (cnt[j] > k) & (dev[j] > floor)
+            oc[j] = med[j] if f else xc[j]
+            fc[j] = f
+        if nans:
+            last = -w  # the latest NaN at or before the window's right end
+            for j in range(lo - k, lo + k):
+                if x[j] != x[j]:
+                    last = j
+            for i in range(lo, lo + m2):
+                if x[i + k] != x[i + k]:
+                    last = i + k
+                if last >= i - k:
+                    out[i], flags[i] = _hampel_window(x, i, k, t, floor, s, scratch)
+    if (end - k) % 2:  # the odd centre left over
+        out[end - 1], flags[end - 1] = _hampel_window(x, end - 1, k, t, floor, s, scratch)
+
+
+@njit(cache=True, nogil=True)
+def _hampel_sorted(x, k, t, floor, out, flags):
     """Centred window 2k+1, a sliding sorted window: O(k) per sample. The first and last
-    ``k`` samples have no full window and pass unjudged."""
+    ``k`` samples have no full window and pass unjudged. The form for wide windows (and
+    the tests' reference for :func:`_hampel`)."""
     n = x.shape[0]
     w = 2 * k + 1
     s = np.empty(w)
