@@ -122,6 +122,9 @@ def test_hampel_network_form_over_many_blocks_with_gaps(k):
             a = run_hampel(K._hampel, x, k, t, 0.0)
             b = run_hampel(K._hampel_sorted, x, k, t, 0.0)
             assert same(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[1].sum() > 0
+            if k in (2, 5) and n != 1500:  # the pure-Python self reads the same bounds
+                p = run_hampel(K._hampel.py_func, x, k, t, 0.0)
+                assert same(a[0], p[0]) and np.array_equal(a[1], p[1])
 
 
 @pytest.mark.parametrize("k", range(1, K.NETWORK_MAX_K + 1))
@@ -131,6 +134,8 @@ def test_pair_network_selects_the_two_middle_values(k):
     net = K._pair_network(k)
     assert np.array_equal(net, K._pair_network.py_func(k))
     assert (net[:, 0] < net[:, 1]).all() and net.max() < 2 * k
+    # _hampel applies the first layer as it loads a block
+    assert np.array_equal(net[:k], np.array([(2 * r, 2 * r + 1) for r in range(k)]))
     n = 2 * k
     if n <= 16:
         v = ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(float)

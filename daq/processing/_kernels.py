@@ -113,7 +113,9 @@ NETWORK_MAX_K = 16  # wider windows use the sliding sorted window (:func:`_hampe
 def _pair_network(k):
     """Comparators (p, q), p < q, that leave the k-th and (k+1)-th smallest of 2k values on
     wires k-1 and k: Batcher's odd-even merge sort (wires past 2k dropped: they would hold
-    +inf and never swap), pruned backwards to the comparators those two wires depend on."""
+    +inf and never swap), pruned backwards to the comparators those two wires depend on.
+    Its first k comparators are the layer (0, 1), (2, 3) … (every input matters), which
+    :func:`_hampel` applies as it loads the block."""
     n = 2 * k
     size, m = 1, 0
     while size < n:
@@ -169,18 +171,18 @@ def _hampel(x, k, t, floor, out, flags):
     - A window holding NaN is sorted afresh and judged as :func:`_hampel_sorted` would."""
     n = x.shape[0]
     w = 2 * k + 1
-    for i in range(n):
-        out[i] = x[i]
-        flags[i] = False
-    if n < w:
-        return
-    if k > NETWORK_MAX_K:
+    if n < w or k > NETWORK_MAX_K:
         _hampel_sorted(x, k, t, floor, out, flags)
         return
+    for i in range(k):  # the edges; every centre is written below
+        out[i], flags[i] = x[i], False
+        out[n - 1 - i], flags[n - 1 - i] = x[n - 1 - i], False
     c = t * MAD_SCALE
     net = _pair_network(k)
     buf = np.empty((2 * k, BLOCK))
     med = np.empty(2 * BLOCK)
+    ev = np.empty(BLOCK + k)
+    od = np.empty(BLOCK + k)
     dev = np.empty(2 * BLOCK)
     cnt = np.empty(2 * BLOCK)
     s = np.empty(w)
@@ -194,10 +196,20 @@ def _hampel(x, k, t, floor, out, flags):
         nans = 0
         for j in range(lo - k, lo + m2 + k):
             nans += x[j] != x[j]
-        for r in range(2 * k):
+        # the core of pair j is x[base + 2j …]: split into even and odd samples, it is read
+        # at unit stride, and the network's first layer (2r, 2r+1) pairs one with the other
+        base = lo - k + 1
+        for j in range(nb + k - 1):  # ev[r + j], od[r + j]: r < k, j < nb
+            ev[j] = x[base + 2 * j]
+            od[j] = x[base + 2 * j + 1]
+        for r in range(k):
+            se = ev[r:r + nb]
+            so = od[r:r + nb]
             for j in range(nb):
-                buf[r, j] = x[lo + 2 * j - k + 1 + r]
-        for e in range(net.shape[0]):
+                a, z = se[j], so[j]
+                buf[2 * r, j] = a if a < z else z
+                buf[2 * r + 1, j] = z if a < z else a
+        for e in range(k, net.shape[0]):
             p, q = net[e, 0], net[e, 1]
             for j in range(nb):
                 a, z = buf[p, j], buf[q, j]
