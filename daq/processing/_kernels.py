@@ -156,6 +156,28 @@ def _hampel_window(x, i, k, t, floor, s, scratch):
 
 
 @njit(cache=True, nogil=True)
+def _count_below(x, first, w, m2, c, med, dev, cnt):
+    """cnt[j] += how many of x[first + j … first + j + w - 1] have c·|x − med[j]| < dev[j];
+    three window offsets per pass over the block (fewer loads and stores of cnt)."""
+    r = 0
+    while r + 3 <= w:
+        xa = x[first + r:first + r + m2]
+        xb = x[first + r + 1:first + r + 1 + m2]
+        xc = x[first + r + 2:first + r + 2 + m2]
+        for j in range(m2):
+            m, d = med[j], dev[j]
+            cnt[j] += ((1.0 if c * abs(xa[j] - m) < d else 0.0)
+                       + (1.0 if c * abs(xb[j] - m) < d else 0.0)
+                       + (1.0 if c * abs(xc[j] - m) < d else 0.0))
+        r += 3
+    while r < w:
+        xs = x[first + r:first + r + m2]
+        for j in range(m2):
+            cnt[j] += 1.0 if c * abs(xs[j] - med[j]) < dev[j] else 0.0
+        r += 1
+
+
+@njit(cache=True, nogil=True)
 def _hampel(x, k, t, floor, out, flags):
     """Centred window 2k+1; the first and last ``k`` samples have no full window and pass
     unjudged. The same decisions as :func:`_hampel_sorted`, found another way, in blocks
@@ -193,44 +215,42 @@ def _hampel(x, k, t, floor, out, flags):
         nb = min(BLOCK, pairs - b0)
         lo = k + 2 * b0  # first centre of the block
         m2 = 2 * nb
+        # the block's windows span x[lo-k … lo+m2+k-1]: split into even and odd samples,
+        # every read below is at unit stride; the core of pair j is od[j], ev[j+1], od[j+1]
+        # … ev[j+k], and the network's first layer pairs each od with the next ev
         nans = 0
-        for j in range(lo - k, lo + m2 + k):
-            nans += x[j] != x[j]
-        # the core of pair j is x[base + 2j …]: split into even and odd samples, it is read
-        # at unit stride, and the network's first layer (2r, 2r+1) pairs one with the other
-        base = lo - k + 1
-        for j in range(nb + k - 1):  # ev[r + j], od[r + j]: r < k, j < nb
-            ev[j] = x[base + 2 * j]
-            od[j] = x[base + 2 * j + 1]
+        for j in range(nb + k):
+            ve, vo = x[lo - k + 2 * j], x[lo - k + 2 * j + 1]
+            ev[j], od[j] = ve, vo
+            nans += (ve != ve) + (vo != vo)
         for r in range(k):
-            se = ev[r:r + nb]
-            so = od[r:r + nb]
+            so, se = od[r:r + nb], ev[r + 1:r + 1 + nb]
+            bp, bq = buf[2 * r], buf[2 * r + 1]
             for j in range(nb):
-                a, z = se[j], so[j]
-                buf[2 * r, j] = a if a < z else z
-                buf[2 * r + 1, j] = z if a < z else a
+                a, z = so[j], se[j]
+                bp[j] = a if a < z else z
+                bq[j] = z if a < z else a
         for e in range(k, net.shape[0]):
-            p, q = net[e, 0], net[e, 1]
+            bp, bq = buf[net[e, 0]], buf[net[e, 1]]  # rows: the loop vectorises
             for j in range(nb):
-                a, z = buf[p, j], buf[q, j]
-                buf[p, j] = a if a < z else z
-                buf[q, j] = z if a < z else a
+                a, z = bp[j], bq[j]
+                bp[j] = a if a < z else z
+                bq[j] = z if a < z else a
+        blo, bhi = buf[k - 1], buf[k]
+        eright = od[k:k + nb]  # what the window of the pair's second centre adds
         for j in range(nb):
-            lo_v, hi_v = buf[k - 1, j], buf[k, j]
-            a = x[lo + 2 * j - k]
+            lo_v, hi_v = blo[j], bhi[j]
+            a = ev[j]  # what the window of the first centre adds
             a = a if a < hi_v else hi_v
             med[2 * j] = a if a > lo_v else lo_v
-            a = x[lo + 2 * j + k + 1]
+            a = eright[j]
             a = a if a < hi_v else hi_v
             med[2 * j + 1] = a if a > lo_v else lo_v
         xc = x[lo:lo + m2]
         for j in range(m2):
             dev[j] = abs(xc[j] - med[j])
             cnt[j] = 0.0
-        for r in range(w):
-            xs = x[lo - k + r:lo - k + r + m2]
-            for j in range(m2):
-                cnt[j] += 1.0 if c * abs(xs[j] - med[j]) < dev[j] else 0.0
+        _count_below(x, lo - k, w, m2, c, med, dev, cnt)
         oc = out[lo:lo + m2]
         fc = flags[lo:lo + m2]
         for j in range(m2):
