@@ -11,7 +11,8 @@
 - Streaming Hampel: samples/s pushed in chunks of 1000 and one sample at a time.
 - Window statistics (10-min windows of 1 Hz samples): ours against a pure-Python loop.
 
-A baseline whose package is missing is skipped with a line saying so.
+A baseline whose package is missing is skipped with a line saying so (scipy and pandas are
+bench-only: ``pip install -e '.[bench]'``).
 Run: ``python bench/bench_processing.py [N]`` (N samples, default 10⁶). Best of 3 runs.
 """
 
@@ -90,7 +91,8 @@ def main(n: int) -> None:
         rows.append(("scipy.ndimage.median_filter, one median pass only", sp,
                      f"{sp / ours:.1f}"))
     except ImportError:
-        print("scipy not installed: scipy.ndimage.median_filter baseline skipped")
+        print("scipy not installed: scipy.ndimage.median_filter baseline skipped "
+              "(pip install -e '.[bench]')")
     try:
         import pandas as pd
         s = pd.Series(x)
@@ -109,7 +111,7 @@ def main(n: int) -> None:
         rows.append((f"pandas rolling Hampel, exact ({m} samples, scaled)", pdh,
                      f"{pdh / ours:.1f}"))
     except ImportError:
-        print("pandas not installed: pandas baselines skipped (pip install pandas)")
+        print("pandas not installed: pandas baselines skipped (pip install -e '.[bench]')")
 
     print(f"\n{n} samples; time is the best of 3; ratio = baseline time / ours")
     for name, sec, ratio in rows:
