@@ -238,18 +238,24 @@ def _hampel(x, k, t, floor, out, flags):
                 bq[j] = z if a < z else a
         blo, bhi = buf[k - 1], buf[k]
         eright = od[k:k + nb]  # what the window of the pair's second centre adds
+        h = k // 2
+        x0 = od[h:h + nb] if k % 2 else ev[h:h + nb]  # the pair's centres
+        x1 = ev[h + 1:h + 1 + nb] if k % 2 else od[h:h + nb]
         for j in range(nb):
             lo_v, hi_v = blo[j], bhi[j]
             a = ev[j]  # what the window of the first centre adds
             a = a if a < hi_v else hi_v
-            med[2 * j] = a if a > lo_v else lo_v
+            m = a if a > lo_v else lo_v
+            med[2 * j] = m
+            dev[2 * j] = abs(x0[j] - m)
+            cnt[2 * j] = 0.0
             a = eright[j]
             a = a if a < hi_v else hi_v
-            med[2 * j + 1] = a if a > lo_v else lo_v
+            m = a if a > lo_v else lo_v
+            med[2 * j + 1] = m
+            dev[2 * j + 1] = abs(x1[j] - m)
+            cnt[2 * j + 1] = 0.0
         xc = x[lo:lo + m2]
-        for j in range(m2):
-            dev[j] = abs(xc[j] - med[j])
-            cnt[j] = 0.0
         _count_below(x, lo - k, w, m2, c, med, dev, cnt)
         oc = out[lo:lo + m2]
         fc = flags[lo:lo + m2]
