@@ -105,7 +105,7 @@ def _hampel_judge(s, n, x, t, floor, scratch):
 
 # -- Hampel -----------------------------------------------------------------------------------
 
-BLOCK = 256  # pairs of centres per block of :func:`_hampel`: its buffers stay in L1
+BLOCK = 256  # pairs of centres per block of :func:`_hampel` (buffers: 4 kB·k + 16 kB)
 NETWORK_MAX_K = 16  # wider windows use the sliding sorted window (:func:`_hampel_sorted`)
 
 
