@@ -105,8 +105,8 @@ def _hampel_judge(s, n, x, t, floor, scratch):
 
 # -- Hampel -----------------------------------------------------------------------------------
 
-BLOCK = 128  # quads of centres per block of :func:`_hampel` (buffers: 2 kB·k + 40 kB)
-NETWORK_K = (3, 16)  # other half-widths use the sliding sorted window (:func:`_hampel_sorted`)
+BLOCK = 128  # quads of centres per block of :func:`_hampel` (buffers: 2 kB·k + 44 kB)
+NETWORK_MAX_K = 16  # wider windows use the sliding sorted window (:func:`_hampel_sorted`)
 
 
 @njit(cache=True, nogil=True)
@@ -135,7 +135,7 @@ def _middle_network(n, w0, w1):
             q //= 2
         p *= 2
     need = np.zeros(n, dtype=np.bool_)
-    need[w0:w1 + 1] = True
+    need[max(w0, 0):min(w1, n - 1) + 1] = True
     keep = np.zeros(c, dtype=np.bool_)
     for i in range(c - 1, -1, -1):
         a, b = full[i, 0], full[i, 1]
@@ -211,7 +211,7 @@ def _hampel(x, k, t, floor, out, flags):
       afresh and judged as :func:`_hampel_sorted` would."""
     n = x.shape[0]
     w = 2 * k + 1
-    if n < w or k < NETWORK_K[0] or k > NETWORK_K[1]:
+    if n < w or k > NETWORK_MAX_K:
         _hampel_sorted(x, k, t, floor, out, flags)
         return
     for i in range(k):  # the edges; every centre is written below
@@ -221,7 +221,9 @@ def _hampel(x, k, t, floor, out, flags):
     ns = 2 * k - 2  # values shared by the four windows of a quad
     net = _middle_network(ns, k - 3, k)
     first = ns // 2  # the network's first layer, done on loading
-    buf = np.empty((ns, BLOCK))
+    buf = np.empty((ns + 4, BLOCK))  # row 2 + p: position p; -inf below 0, +inf past ns
+    buf[:2] = -np.inf
+    buf[ns + 2:] = np.inf
     med = np.empty(4 * BLOCK)
     dev = np.empty(4 * BLOCK)
     cnt = np.empty(4 * BLOCK)
@@ -244,18 +246,18 @@ def _hampel(x, k, t, floor, out, flags):
         for r in range(first):  # shared values: offsets 3 … 2k
             o1, o2 = 3 + 2 * r, 4 + 2 * r
             sa, sb = xs[o1 % 4, o1 // 4:o1 // 4 + nq], xs[o2 % 4, o2 // 4:o2 // 4 + nq]
-            bp, bq = buf[2 * r], buf[2 * r + 1]
+            bp, bq = buf[2 + 2 * r], buf[3 + 2 * r]
             for j in range(nq):
                 a, z = sa[j], sb[j]
                 bp[j] = a if a < z else z
                 bq[j] = z if a < z else a
         for e in range(first, net.shape[0]):
-            bp, bq = buf[net[e, 0]], buf[net[e, 1]]  # rows: the loop vectorises
+            bp, bq = buf[2 + net[e, 0]], buf[2 + net[e, 1]]  # rows: the loop vectorises
             for j in range(nq):
                 a, z = bp[j], bq[j]
                 bp[j] = a if a < z else z
                 bq[j] = z if a < z else a
-        s0, s1, s2, s3 = buf[k - 3], buf[k - 2], buf[k - 1], buf[k]
+        s0, s1, s2, s3 = buf[k - 1], buf[k], buf[k + 1], buf[k + 2]  # positions k-3 … k
         # centres i, i+1 share offsets 1 … 2k, centres i+2, i+3 offsets 3 … 2k+2; each
         # window adds offset 0, 2k+1, 2 and 2k+3; the centres are at k … k+3
         o = 2 * k + 1
@@ -305,8 +307,8 @@ def _hampel(x, k, t, floor, out, flags):
 @njit(cache=True, nogil=True)
 def _hampel_sorted(x, k, t, floor, out, flags):
     """Centred window 2k+1, a sliding sorted window: O(k) per sample. The first and last
-    ``k`` samples have no full window and pass unjudged. The form for k < 3 and k > 16
-    (and the tests' reference for :func:`_hampel`)."""
+    ``k`` samples have no full window and pass unjudged. The form for wide windows (and
+    the tests' reference for :func:`_hampel`)."""
     n = x.shape[0]
     w = 2 * k + 1
     s = np.empty(w)
