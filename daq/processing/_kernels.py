@@ -237,12 +237,12 @@ def _hampel(x, k, t, floor, out, flags):
         lo = k + 4 * b0  # first centre of the block
         m4 = 4 * nq
         base = lo - k  # offset o of quad q is x[base + 4q + o] = xs[o % 4, q + o // 4]:
+        nans = 0  # in the block's windows (and up to 3 values past them)
         for j in range(nq + span):  # every read below is at unit stride
             for r in range(4):
-                xs[r, j] = x[base + 4 * j + r]
-        nans = 0
-        for j in range(base, base + m4 + 2 * k):  # the block's windows
-            nans += x[j] != x[j]
+                v = x[base + 4 * j + r]
+                xs[r, j] = v
+                nans += v != v
         for r in range(first):  # shared values: offsets 3 … 2k
             o1, o2 = 3 + 2 * r, 4 + 2 * r
             sa, sb = xs[o1 % 4, o1 // 4:o1 // 4 + nq], xs[o2 % 4, o2 // 4:o2 // 4 + nq]
