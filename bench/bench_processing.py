@@ -1,9 +1,9 @@
 """Processing kernels against baselines measured in the same run (ratios, not pass/fail).
 
-- Hampel, window 11 (k = 5), 10⁶ samples with spikes: ours (Numba, blocks of centres: four
-  medians at a time from one comparator network and clamps, a count in place of the MAD) against the
-  best exact NumPy formulation (sliding_window_view + median + MAD; flags checked
-  identical), our own sliding sorted window (the form for k > 16; flags checked
+- Hampel, window 11 (k = 5), 10⁶ samples with spikes: ours (Numba, blocks of centres:
+  four medians at a time from one comparator network and clamps, a count in place of the
+  MAD) against the best exact NumPy formulation (sliding_window_view + median + MAD; flags
+  checked identical), our own sliding sorted window (the form for k > 16; flags checked
   identical), one ``scipy.ndimage.median_filter`` pass and one pandas rolling median pass
   (each only *part* of a Hampel: lower bounds for a Hampel built on them), and an exact
   pandas Hampel (rolling median + rolling ``apply`` for the MAD) timed on 10⁵ samples and
