@@ -164,6 +164,28 @@ def test_middle_two_is_the_merge_of_a_sorted_run_and_two_values():
 
 
 @SETTINGS
+@given(values, st.integers(1, 6), st.floats(0, 5))
+def test_hampel_block_helpers_equal_their_py_func(xs, k, t):
+    x = np.array(xs + [0.5] * (2 * k + 1), dtype=float)
+    for a, lo, hi in ((x[0], -1.0, 1.0), (x[-1], 0.0, 0.0), (-np.inf, 2.0, 3.0)):
+        assert K._clamp(a, lo, hi) == K._clamp.py_func(a, lo, hi)  # NaN gives hi: unused
+        if a == a:
+            assert K._clamp(a, lo, hi) == min(max(a, lo), hi)
+    w, m2 = 2 * k + 1, len(x) - 2 * k
+    med, dev = x[k:k + m2] * 0.5, np.abs(x[k:k + m2])
+    counts = []
+    for fn in (K._count_below, K._count_below.py_func):
+        cnt = np.zeros(m2)
+        fn(x, 0, w, m2, t * K.MAD_SCALE, med, dev, cnt)
+        counts.append(cnt)
+    assert same(counts[0], counts[1])
+    decided = [fn(x, k, k, t, 0.0, np.empty(w), np.empty(w))
+               for fn in (K._hampel_window, K._hampel_window.py_func)]
+    assert same(np.array([decided[0][0]]), np.array([decided[1][0]]))
+    assert decided[0][1] == decided[1][1]
+
+
+@SETTINGS
 @given(values, st.integers(1, 9), cuts)
 def test_rolling_median_and_mean(xs, w, at):
     x = np.array(xs, dtype=float)
