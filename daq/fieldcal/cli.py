@@ -43,7 +43,8 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("method", choices=("zero", "two-point", "history"))
     p.add_argument("sensor", help="sensor id or device channel")
-    p.add_argument("--quantity", help="which quantity (needed when the sensor has several)")
+    p.add_argument("--quantity", help="which quantity reads --reference (or takes the "
+                   "offset); needed for an offset when the sensor has several")
     p.add_argument("--reference", type=float,
                    help="zero: read this value now (default: the sensor's zero, else 0)")
     p.add_argument("--point", action="append", default=[], metavar="READING=REF",
