@@ -3,16 +3,21 @@
 ``zero`` takes the sensor's current reading as the new zero (``--reference`` to make it
 read a known value instead, e.g. a staff gauge); ``two-point`` fits gain and offset through
 two ``READING=REFERENCE`` points (readings as the daemon sees them before correction).
-A VW piezometer or a 4–20 mA level sensor zeroed without ``--reference``/``--quantity``
-is re-zeroed in its own unit: the new zero reading R0 (and T0, S0) or zero current I0 is
-stored and the sensor converts with it. Each is kept with who, when, before and after
+A sensor with a zero of its own is re-zeroed in its own unit: a VW piezometer's zero
+reading R0 (and T0, S0), a 4–20 mA level sensor's I0, a weir's crest reading, a radar or
+ultrasonic gauge's zero elevation, an encoder's counts0 is stored and the sensor converts
+with it; with ``--reference V`` that zero is solved so the main output (or ``--quantity``)
+reads V now. Other sensors, device channels and outputs the zero does not move get a
+linear offset (the output says which). Each is kept with who, when, before and after
 (and the raw zero); later readings carry the new id.
 
 Examples::
 
     daq calibrate zero P07 --by "Li Wei" --config site.yaml   # new R0 (digits) and T0
-    daq calibrate zero P07 --quantity pore_pressure --reference 0 --config site.yaml
-    daq calibrate zero LEVEL --reference 112.43 --config site.yaml
+    daq calibrate zero W1 --config site.yaml                  # crest: the head reads 0
+    daq calibrate zero P07 --quantity piezometric_elevation --reference 81.92 --config site.yaml
+    daq calibrate zero LEVEL --reference 112.43 --config site.yaml   # radar: staff gauge
+    daq calibrate zero BARO --reference 101.3 --config site.yaml     # no zero: an offset
     daq calibrate two-point weir_logger/ch1 --point 4.02=0 --point 19.96=10 --config site.yaml
     daq calibrate history LEVEL --config site.yaml
 
@@ -38,9 +43,10 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("method", choices=("zero", "two-point", "history"))
     p.add_argument("sensor", help="sensor id or device channel")
-    p.add_argument("--quantity", help="which quantity (needed when the sensor has several)")
+    p.add_argument("--quantity", help="which quantity reads --reference (or takes the "
+                   "offset); needed for an offset when the sensor has several")
     p.add_argument("--reference", type=float,
-                   help="zero: read this value now (default 0; given: a linear offset)")
+                   help="zero: read this value now (default: the sensor's zero, else 0)")
     p.add_argument("--point", action="append", default=[], metavar="READING=REF",
                    help="two-point: twice")
     p.add_argument("--by", help="who (default: your login name)")
@@ -98,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
                  [(r["id"], r["quantity"], r["by"], r["at"], _side(r["before"]),
                    _side(r["after"]), describe(r["native"]) if r.get("native") else "-")
                   for r in rows]))
+    if out.get("note"):
+        print(out["note"])
     return 0
 
 

@@ -8,13 +8,18 @@ after, gain, offset), committed ``synchronous=FULL``; the newest one applies, an
 later reading of that quantity carries its id in ``calibration.field`` with the value
 before correction, so values can be recomputed from the history.
 
-A sensor with a zero of its own (a VW piezometer's zero reading R0 and T0, a 4–20 mA
-loop's I0: :mod:`daq.sensors.zero`) is re-zeroed *natively* by ``zero`` without a
-reference or quantity: the new raw zero, taken from its latest poll, is stored in the row
-(``native``) beside the engineering before/after, and the sensor layer converts with it
-from then on, so every output of the sensor is exactly its conversion with the new zero,
-carrying ``calibration.field: {id, method: zero, zero}``. It supersedes the sensor's
-linear corrections (the new zero already makes it read zero).
+A sensor with a zero of its own (a VW piezometer's zero reading R0 with T0 and S0, a
+4–20 mA loop's I0, a weir's crest reading, a radar or ultrasonic gauge's zero elevation, an
+encoder's counts0: :mod:`daq.sensors.zero`) is re-zeroed *natively* by ``zero``: the new
+raw zero, taken from its latest poll (or solved so that the main output, or the one
+``quantity`` names, reads ``reference``), is stored in the row (``native``) beside the
+engineering before/after, and the sensor layer converts with it from then on, so every
+output of the sensor is exactly its conversion with the new zero, carrying
+``calibration.field: {id, method: zero, zero}``. It supersedes the sensor's linear
+corrections (the new zero already makes it read what it should). A sensor without one
+(barometer, thermistor, rain, a vented or unvented level), a device channel, or an output
+the zero does not move (a VW temperature) is re-zeroed as a linear offset, and the answer's
+``note`` says so.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import structlog
 
 from ..manual.service import is_entered
 from ..model import Lane, format_ts
+from ..sensors.zero import describe
 
 log = structlog.get_logger("daq.fieldcal")
 
@@ -133,9 +139,10 @@ class FieldCalibration:
     def calibrate(self, key: str, method: str, by: str, *, quantity: str | None = None,
                   reference: float | None = None, points: list[list[float]] | None = None,
                   comment: str | None = None) -> dict[str, Any]:
-        if (method == "zero" and reference is None and quantity is None
-                and self.sensors is not None and self.sensors.native_zero(key)):
-            return self._native(key, by, comment)
+        if (method == "zero" and self.sensors is not None
+                and self.sensors.native_zero(key, quantity)):
+            return self._native(key, by, comment, quantity, reference)
+        note = self._why_linear(key, quantity) if method == "zero" else None
         reference = 0.0 if reference is None else reference
         with self._lock:
             q = self._quantity(key, quantity)
@@ -168,22 +175,37 @@ class FieldCalibration:
             self.active[(key, q)] = {"id": cal_id, "gain": gain, "offset": offset, "at": now}
         log.info("field_calibration", sensor=key, quantity=q, id=cal_id, by=by,
                  gain=gain, offset=offset)
-        return {"id": cal_id, "sensor": key, "quantity": q, "method": method, "by": by,
-                "at": format_ts_epoch(now), "before": before, "after": after}
+        out = {"id": cal_id, "sensor": key, "quantity": q, "method": method, "by": by,
+               "at": format_ts_epoch(now), "before": before, "after": after}
+        if note is not None:
+            out["note"] = f"{note}: re-zeroed as a linear offset on {q}"
+        return out
+
+    def _why_linear(self, key: str, quantity: str | None) -> str:
+        """Why a ``zero`` of ``key`` is a linear offset and not the sensor's own zero."""
+        kind = self.sensors.kind(key) if self.sensors is not None else None
+        if kind is None:
+            return f"{key} is not a configured sensor (a device channel)"
+        if self.sensors is not None and self.sensors.native_zero(key):
+            return f"the zero of {key} ({kind}) does not move {quantity}"
+        return f"{key} ({kind}) has no zero of its own"
 
     def _new_id(self, now: float) -> str:
         n = 1 + int(self._db.execute("SELECT COUNT(*) FROM field_calibration").fetchone()[0])
         return f"field-{n}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}"
 
-    def _native(self, key: str, by: str, comment: str | None) -> dict[str, Any]:
-        """Re-zero sensor ``key`` in its own unit from its latest poll."""
+    def _native(self, key: str, by: str, comment: str | None, quantity: str | None,
+                reference: float | None) -> dict[str, Any]:
+        """Re-zero sensor ``key`` in its own unit from its latest poll: its zero, or the
+        zero that makes ``quantity`` (else its main output) read ``reference``."""
         assert self.sensors is not None
         with self._lock:
             try:
-                ts, old_zero, zero, old_out, new_out = self.sensors.take_zero(key)
+                ts, old_zero, zero, old_out, new_out, main = self.sensors.take_zero(
+                    key, quantity, reference)
             except ValueError as err:
-                raise CalibrationError("no_reading", str(err)) from None
-            main = old_out[0].quantity  # pressure (VW), level (4–20 mA)
+                code = "no_reading" if "no reading" in str(err) else "cannot_zero"
+                raise CalibrationError(code, str(err)) from None
             now = time.time()
             cal_id = self._new_id(now)
             old = self.native.get(key)
@@ -198,15 +220,20 @@ class FieldCalibration:
             before = {**side(old["id"] if old else None, old_zero, old_out),
                       "reading_ts": format_ts(ts), "superseded": superseded}
             after = side(cal_id, zero, new_out)
+            if reference is not None:
+                after["reference"] = reference
             self._db.execute(
                 "INSERT INTO field_calibration(id, key, quantity, gain, offset, method, by, at,"
                 " before, after, comment, native) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (cal_id, key, NATIVE, 1.0, 0.0, "zero", by, now, json.dumps(before),
                  json.dumps(after), comment, json.dumps(zero)))
             self._install(key, cal_id, zero, now)
-        log.info("field_zero", sensor=key, id=cal_id, by=by, zero=zero)
+        log.info("field_zero", sensor=key, id=cal_id, by=by, zero=zero, reference=reference)
+        reads = (f"{main} reads {reference:g} {after['units'][main]} now" if reference is not
+                 None else f"{main} reads {_g(after['value'])} {after['units'][main]} now")
         return {"id": cal_id, "sensor": key, "quantity": NATIVE, "method": "zero", "by": by,
-                "at": format_ts_epoch(now), "native": zero, "before": before, "after": after}
+                "at": format_ts_epoch(now), "native": zero, "before": before, "after": after,
+                "note": f"{key} re-zeroed in its own unit ({describe(zero)}): {reads}"}
 
     def history(self, key: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -243,6 +270,10 @@ class FieldCalibration:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _g(v: float | None) -> str:
+    return "-" if v is None else f"{v:.6g}"
 
 
 def format_ts_epoch(t: float) -> str:

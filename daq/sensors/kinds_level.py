@@ -62,13 +62,14 @@ LEVEL_FIELDS: dict[str, Field] = {
     "pressure_unit": Field("str", choices=_PRESSURE_UNITS),
     "barometer_unit": Field("str", choices=_PRESSURE_UNITS),
     "sensor_elevation": Field("float", doc="m, elevation of the pressure sensor"),
-    "zero_elevation": Field("float", doc="m, elevation of the radar/ultrasonic zero"),
+    "zero_elevation": Field("float", doc="m, elevation of the radar/ultrasonic zero "
+                                         "(daq calibrate zero sets it)"),
     "distance_unit": Field("str", choices=tuple(LENGTH_UNITS_M)),
     "echo_time_unit": Field("str", choices=tuple(TIME_UNITS_S)),
     "air_temperature": Field("float", doc="°C, fixed, when there is no air temperature input"),
     "encoder": Field(Schema({
         "reference": Field("float", required=True, doc="m, level when counts0 was read"),
-        "counts0": Field("float", required=True),
+        "counts0": Field("float", required=True, doc="counts at reference; daq calibrate zero"),
         "circumference": Field("float", required=True, min=0.0, doc="m per revolution"),
         "pulses_per_rev": Field("float", required=True, min=1.0),
     }, name="encoder")),
