@@ -7,6 +7,7 @@ whose length is only a number in the chain."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -321,10 +322,9 @@ def test_a_long_outage_gives_31_daily_reports_and_one_range_record(tmp_path: Pat
     assert (rng["date"], rng["last_date"], rng["days"]) == ("2026-11-19", "2026-11-26", 8)
     assert rng["channels"]["L1.level"]["expected"] == 8 * 1440 and rng["fr"] == 1.0
     assert rng["units"]["level"]["online_rate"] == 0.0
-    assert [r["date"] for r in daily][0] == "2026-11-27"
-    assert [r["date"] for r in daily][-1] == "2026-12-27"
+    assert (daily[0]["date"], daily[-1]["date"]) == ("2026-11-27", "2026-12-27")
     edges = [(last["start"], last["end"]), (rng["start"], rng["end"])] + [
         (r["start"], r["end"]) for r in daily]
-    assert all(a[1] == b[0] for a, b in zip(edges, edges[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(edges))
     assert edges[-1][1] == "2026-12-28T00:00:00Z"
     assert all(r["fr"] == 1.0 and "days" not in r for r in daily)
