@@ -171,6 +171,7 @@ class Pipeline(threading.Thread):
                     log.error("pipeline_error", device=res.device.name,
                               error=f"{type(err).__name__}: {err}")
                     self.outbox.bump("pipeline_errors")
+            self.queue.task_done()  # queue.join(): every poll so far went through the chains
         return items, stopping
 
     def run(self) -> None:
@@ -286,8 +287,14 @@ def _finite_or_none(x: Any) -> Any:
 
 
 class Daemon:
-    def __init__(self, cfg: Config, *, state_dir: str | None = None) -> None:
+    """``clock``: None for the system clock; a simulated one (``time()``,
+    ``wait_until(event, when, at_most)``, see tests/simclock.py) drives the polls and the
+    processing's day roll-over, so tests run simulated days in seconds."""
+
+    def __init__(self, cfg: Config, *, state_dir: str | None = None,
+                 clock: Any = None) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.state_dir = Path(state_dir or cfg.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = lock_state_dir(self.state_dir)  # before the outbox is opened
@@ -315,10 +322,10 @@ class Daemon:
             log.info("processing_kernels_ready",  # before any poll
                      seconds=round(warm(dict(cfg.processing)), 3))
             self.processor = self.pipeline.processor = Processor.from_config(
-                cfg, self.state_dir)
+                cfg, self.state_dir, now=None if clock is None else clock.time())
         self.workers = [BusWorker(bus, {d.name: instantiate(d, cfg.drivers)
                                         for d in bus.devices}, self.pipeline.submit,
-                                  on_tick_end=self.pipeline.tick_end)
+                                  on_tick_end=self.pipeline.tick_end, clock=clock)
                         for bus in cfg.buses]
         if cfg.mqtt is not None:
             self.publisher = Publisher(cfg.mqtt, self.outbox, site=cfg.site, rtu=cfg.rtu,
@@ -484,8 +491,7 @@ class Daemon:
             now = time.monotonic()
             if now >= next_status:
                 if self.processor is not None:
-                    self.processor.tick({s.name: s.up for w in self.workers
-                                         for s in w.states.values()})
+                    self._processing_tick()
                 self.write_status()
                 next_status = now + 1.0
             if now >= next_maintenance:
@@ -498,6 +504,22 @@ class Daemon:
                 self.notifier.watchdog()
             self._stop.wait(min(wd or 1.0, 1.0))
         self.shutdown()
+
+    def _processing_tick(self) -> None:
+        """Unit states and the day roll-over; a report due leaves now, even when no
+        chained channel is polled (every device down)."""
+        assert self.processor is not None
+        self.processor.tick({s.name: s.up for w in self.workers for s in w.states.values()},
+                            now=None if self.clock is None else self.clock.time())
+        queued = self.processor.take_queued()
+        if not queued:
+            return
+        try:
+            self.outbox.add(queued)
+        except (sqlite3.Error, OSError) as err:
+            log.error("processing_report_not_committed", error=str(err), count=len(queued))
+            return
+        self._wake_publisher()
 
     def request_stop(self, *_: Any) -> None:
         self._stop.set()

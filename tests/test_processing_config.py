@@ -125,3 +125,22 @@ def test_every_chain_problem_carries_its_yaml_line(tmp_path: Path):
     assert out.returncode == 2
     for where, line in expect.items():
         assert f"{where} (line {line})" in out.stdout + out.stderr, where
+
+
+def test_a_chain_may_name_a_device_channel():
+    doc = yaml.safe_load((REPO / "configs" / "site-example.yaml").read_text())
+    dev = next(iter(next(iter(doc["buses"].values()))["devices"]))
+    from daq.config import instantiate
+
+    cfg = loads(yaml.safe_dump(doc))
+    ch = next(f"{d.name}/{c.name}" for d in cfg.devices if d.name == dev
+              for c in instantiate(d, cfg.drivers).channels)
+    doc["processing"] = {"chains": {ch: {"summaries": ["10min"]},
+                                    "no/such/channel": {"summaries": ["10min"]}}}
+    with pytest.raises(ConfigError) as err:
+        loads(yaml.safe_dump(doc))
+    assert [(p.path, p.message) for p in err.value.problems] == [
+        ("processing.chains.no/such/channel", "a chain is named after its channel: a sensor "
+         "output like L1.level or a device channel like dev/ch1")]
+    del doc["processing"]["chains"]["no/such/channel"]
+    assert list(loads(yaml.safe_dump(doc)).processing["chains"]) == [ch]

@@ -27,6 +27,8 @@ from typing import Any
 from ..schema import MISSING, Ctx, Field, ListOf, MapOf, Schema, join, parse_duration
 
 DAY = 86400.0
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.\-]*"
+CHANNEL_NAME = rf"^{_NAME}(/{_NAME})?$"  # "L1.level" or "device/channel"
 
 
 class PeriodList(ListOf):
@@ -128,7 +130,10 @@ PROCESSING = Schema({
     "day_start": Field("float", default=0.0, min=0.0, max=23.99,
                        doc="local hour a day starts (8 for the hydrological day)"),
     "report": Field("bool", default=True, doc="publish a daily completeness report"),
-    "chains": Field(MapOf(Field(CHAIN)), default=dict),
+    "chains": Field(MapOf(Field(CHAIN), key_pattern=CHANNEL_NAME,
+                          key_rule="a chain is named after its channel: a sensor output "
+                                   "like L1.level or a device channel like dev/ch1"),
+                    default=dict),
 }, name="processing", validator=_check_section)
 
 
