@@ -13,6 +13,7 @@ import math
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,62 @@ def test_no_chain_no_numba(tmp_path: Path) -> None:
                          cwd=REPO, check=True)
     assert out.stdout.strip().endswith("True")  # and compiled before the first poll
     assert "processing_kernels_ready" in out.stdout
+
+
+def test_real_time_summaries_equal_an_accelerated_replay_of_the_same_samples(
+        broker: Broker, subscriber: Subscriber, run_daemon: Any, tmp_path: Path) -> None:
+    """The chains depend on the samples' times and order only, never on the wall clock:
+    what the daemon summarised in real time (1 Hz level with spikes, despiked, 3-s
+    windows) is what a Processor gives when the same samples (as they arrived at the
+    broker, originals of despiked ones restored) are replayed as fast as it can take them.
+    ``test_processing_chain.py`` replays a whole simulated day the same way and compares it
+    with the batch kernels; ``test_processing_cases_daemon.py`` runs the daemon itself
+    under a simulated clock."""
+    from daq.model import Quality, Reading, format_ts, parse_ts
+    from daq.processing import Processor
+
+    chain = {"despike": {"window": 7, "threshold": 3, "min_deviation": 0.05},
+             "summaries": ["3s"], "totals": ["3s"]}
+    cfg = config(tmp_path / "c.yaml")
+    doc = yaml.safe_load(cfg.read_text())
+    doc["processing"]["chains"]["LEVEL.level"] = chain
+    doc["buses"]["sim"]["url"] = "sim://replay?seed=5&spikes=0.1"
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    d = run_daemon(cfg, broker.url, tmp_path / "state")
+    got = wait_for(lambda: (s := summaries(subscriber)) and len(s) >= 10 and s, 90,
+                   "five windows summarised")
+    # the despiker holds k = 3 samples back: the last window closes 3 s after its end
+    end = format_ts(parse_ts(max(s["window"]["end"] for s in got.values()))
+                    + timedelta(seconds=4))
+
+    def arrived() -> dict[int, dict[str, Any]]:
+        """Every raw level reading from the first (seq 1) up to past the last window."""
+        raw = {r["seq"]: r for r in subscriber.readings() if r["channel"] == "LEVEL.level"}
+        done = sorted(raw) == list(range(1, len(raw) + 1)) and any(
+            r["ts"] >= end for r in raw.values())
+        return raw if done else {}
+
+    raw = wait_for(arrived, 60, "the raw readings of those windows")
+    assert d.stop() == 0
+    replay = Processor({"timezone": "Asia/Shanghai", "day_start": 8,
+                        "chains": {"LEVEL.level": {**chain, "summaries": [3.0],
+                                                   "totals": [3.0]}}},
+                       {"LEVEL.level": 1.0})
+    out = []
+    for _, r in sorted(raw.items()):
+        flags = tuple(f for f in r.get("flags", ()) if f != "despiked")
+        despiked = "despiked" in r.get("flags", ())
+        original = dict(r.get("raw") or {})
+        value = original.pop("original") if despiked else r["value"]
+        out += replay.feed([("data/level", Reading(
+            device=r["device"], channel=r["channel"], quantity=r["quantity"], value=value,
+            unit=r["unit"], quality=Quality.GOOD if despiked else Quality(r["quality"]),
+            ts=parse_ts(r["ts"]), sensor=r.get("sensor"), calibration=r.get("calibration"),
+            flags=flags, raw=original or None))])
+    replayed = {s.extra["window_key"]: s.to_payload(0) for t, s in out
+                if t.startswith("summary/")}
+    assert set(got) <= set(replayed)
+    assert {"partial_start"} <= {f for s in got.values() for f in s.get("flags", ())}
+    for key, s in got.items():
+        assert {k: v for k, v in s.items() if k != "seq"} == {
+            k: v for k, v in replayed[key].items() if k != "seq"}, key
