@@ -242,3 +242,48 @@ def test_d16_missing_rate_of_30_days_through_the_daemon(broker: Broker, subscrib
     # D16: 120 channels, 10-min scans, 30 days, 2592 missing → FR = 0.50 %
     assert (expected, missing) == (120 * 144 * 30, 2592)
     assert math.isclose(missing / expected, 0.0050)
+
+
+# -- whole days down ----------------------------------------------------------------------
+
+def steady(t: float) -> list[ChannelValue]:
+    return [ChannelValue(f"ch{c}", 10.0, "m", quantity="level") for c in (1, 2)]
+
+
+def test_whole_days_the_daemon_was_down_reach_the_broker_at_its_restart(
+        broker: Broker, subscriber: Subscriber, tmp_path: Path) -> None:
+    """Stopped six hours into the hydrological day of 1 November, started again on the 4th
+    at 13:00: the reports of the 1st (18 of 24 hours missing), the 2nd and the 3rd (all
+    missing) arrive at the broker, with no hole in the dates."""
+    devices = {"logger": {"driver": "scripted", "interval": "10min",
+                          "options": {"case": "steady", "channels": 2, "unit": "m"}}}
+    chains = {f"logger/ch{c}": {"summaries": ["1h"]} for c in (1, 2)}
+    text = config(broker, devices, chains)
+
+    def reports() -> dict[str, dict[str, Any]]:
+        out = {}
+        for m in subscriber.payloads("/report/daily"):
+            validator("daily_report.json").validate(m)
+            out.update({r["report"]["date"]: r["report"] for r in m["readings"]})
+        return out
+
+    def hourly() -> int:
+        return sum(len(m["readings"]) for m in subscriber.payloads("/summary/"))
+
+    run(text, SimClock(D0 - 0.5, D0 + 6 * 3600 + 0.5), {"steady": steady}, tmp_path / "s",
+        lambda: hourly() >= 12, "six hourly summaries of each channel")
+    assert "2026-11-01" not in reports()
+    restart = D0 + 3 * 86400 + 5 * 3600
+    run(text, SimClock(restart - 0.5, restart + 3600.5), {"steady": steady}, tmp_path / "s",
+        lambda: {"2026-11-01", "2026-11-02", "2026-11-03"} <= set(reports()),
+        "the reports of the days missed")
+    got = reports()
+    first = got["2026-11-01"]
+    assert first["channels"]["logger/ch1"]["valid"] == 37  # 08:00 … 14:00 inclusive
+    assert first["missing"] == 2 * (144 - 37)
+    for date in ("2026-11-02", "2026-11-03"):
+        r = got[date]
+        assert (r["expected"], r["missing"], r["fr"]) == (2 * 144, 2 * 144, 1.0)
+        assert (r["running_s"], r["not_running_s"]) == (0, 86400)
+        assert r["units"]["logger"]["online_rate"] == 0.0
+    assert "2026-11-04" not in got  # the day under way
