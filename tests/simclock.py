@@ -13,14 +13,19 @@ far more than a tick between its looks, so the report's running and up times sta
 simulated run (completeness counts no pause longer than 30 s as running); FR, the counts
 and the windows depend on the samples' times only.
 
-Usage: ``clock = SimClock(start, until)``, ``Daemon(cfg, state_dir=..., clock=clock)``,
-``clock.pipeline = daemon.pipeline``, then ``daemon.run_forever()`` in a thread.
+Usage: :func:`run_simulated`, or ``clock = SimClock(start, until)``, ``Daemon(cfg,
+state_dir=..., clock=clock)``, ``clock.pipeline = daemon.pipeline``, then
+``daemon.run_forever()`` in a thread.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from .conftest import wait_for
 
 
 class SimClock:
@@ -43,3 +48,30 @@ class SimClock:
             return event.wait(at_most)
         self.t = max(self.t, when)
         return False
+
+
+def run_simulated(cfg: Any, clock: SimClock, state_dir: Path, done: Callable[[], Any],
+                  what: str) -> None:
+    """The in-process daemon on ``cfg`` under ``clock`` until the clock reaches its end and
+    ``done()`` holds (what the test waits for at the broker); then an orderly stop."""
+    from daq.daemon import Daemon
+
+    daemon = Daemon(cfg, state_dir=str(state_dir), clock=clock)
+    clock.pipeline = daemon.pipeline
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            daemon.run_forever()
+        except BaseException as err:
+            errors.append(err)
+
+    t = threading.Thread(target=main, name="daemon")
+    t.start()
+    try:
+        assert clock.reached.wait(300), "the simulated clock did not reach its end"
+        wait_for(done, 120, what)
+    finally:
+        daemon.request_stop()
+        t.join(60)
+    assert not t.is_alive() and errors == []

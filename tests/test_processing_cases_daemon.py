@@ -11,7 +11,6 @@ daily reports of 30 days (D16), against DOMAIN.md's figures.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +20,13 @@ import pytest
 import yaml
 
 from daq.config import loads
-from daq.daemon import Daemon
 from daq.driver import ChannelSpec, Driver
 from daq.errors import NoResponse
 from daq.model import ChannelValue, Quality
 from daq.schema import Field, Schema
 
-from .conftest import Broker, Subscriber, validator, wait_for
-from .simclock import SimClock
+from .conftest import Broker, Subscriber, validator
+from .simclock import SimClock, run_simulated
 
 pytestmark = pytest.mark.slow
 
@@ -65,27 +63,8 @@ def ts(text: str) -> float:
 
 def run(cfg_text: str, clock: SimClock, scripts: dict[str, Script], state: Path,
         done: Callable[[], Any], what: str) -> None:
-    """The daemon under ``clock`` until the clock reaches its end and ``done()`` holds."""
     cfg = loads(cfg_text, source="c.yaml", drivers={"scripted": scripted(clock, scripts)})
-    daemon = Daemon(cfg, state_dir=str(state), clock=clock)
-    clock.pipeline = daemon.pipeline
-    errors: list[BaseException] = []
-
-    def main() -> None:
-        try:
-            daemon.run_forever()
-        except BaseException as err:
-            errors.append(err)
-
-    t = threading.Thread(target=main, name="daemon")
-    t.start()
-    try:
-        assert clock.reached.wait(300), "the simulated clock did not reach its end"
-        wait_for(done, 120, what)
-    finally:
-        daemon.request_stop()
-        t.join(60)
-    assert not t.is_alive() and errors == []
+    run_simulated(cfg, clock, state, done, what)
 
 
 def config(broker: Broker, devices: dict[str, Any], chains: dict[str, Any]) -> str:
