@@ -182,6 +182,8 @@ class Pipeline(threading.Thread):
             self.heartbeat = time.monotonic()
             items, stopping = self._gather(stopping)
             pending.extend(items)
+            if self.processor is not None:  # a report due when no chained poll carries it
+                pending.extend(self.processor.take_queued())  # (every device down)
             if not pending:
                 self._sync()
                 continue
@@ -490,8 +492,10 @@ class Daemon:
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_status:
-                if self.processor is not None:
-                    self._processing_tick()
+                if self.processor is not None:  # unit states, the day roll-over
+                    self.processor.tick({s.name: s.up for w in self.workers
+                                         for s in w.states.values()},
+                                        now=None if self.clock is None else self.clock.time())
                 self.write_status()
                 next_status = now + 1.0
             if now >= next_maintenance:
@@ -504,22 +508,6 @@ class Daemon:
                 self.notifier.watchdog()
             self._stop.wait(min(wd or 1.0, 1.0))
         self.shutdown()
-
-    def _processing_tick(self) -> None:
-        """Unit states and the day roll-over; a report due leaves now, even when no
-        chained channel is polled (every device down)."""
-        assert self.processor is not None
-        self.processor.tick({s.name: s.up for w in self.workers for s in w.states.values()},
-                            now=None if self.clock is None else self.clock.time())
-        queued = self.processor.take_queued()
-        if not queued:
-            return
-        try:
-            self.outbox.add(queued)
-        except (sqlite3.Error, OSError) as err:
-            log.error("processing_report_not_committed", error=str(err), count=len(queued))
-            return
-        self._wake_publisher()
 
     def request_stop(self, *_: Any) -> None:
         self._stop.set()
