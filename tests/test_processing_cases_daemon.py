@@ -5,7 +5,8 @@ supervisor's day roll-over) polls scripted sensors that play the worked cases' s
 under a simulated clock (tests/simclock.py: each poll exactly on its slot, simulated days
 in seconds), and publishes to the test's own mosquitto. What is checked is what arrives
 at the broker: the 10-minute summaries (D14), the despiked raw readings (D15) and the
-daily reports of 30 days (D16), against DOMAIN.md's figures.
+daily reports of 30 days (D16), against DOMAIN.md's figures; and the reports of whole days
+the daemon was down, published at its restart.
 """
 
 from __future__ import annotations
