@@ -182,8 +182,8 @@ class Pipeline(threading.Thread):
             self.heartbeat = time.monotonic()
             items, stopping = self._gather(stopping)
             pending.extend(items)
-            if self.processor is not None:  # a report due when no chained poll carries it
-                pending.extend(self.processor.take_queued())  # (every device down)
+            if self.processor is not None:  # reports due with no chained poll to carry
+                pending.extend(self.processor.take_queued())  # them (the next scan 4 h away)
             if not pending:
                 self._sync()
                 continue

@@ -267,3 +267,30 @@ def test_whole_days_the_daemon_was_down_reach_the_broker_at_its_restart(
         assert (r["running_s"], r["not_running_s"]) == (0, 86400)
         assert r["units"]["logger"]["online_rate"] == 0.0
     assert "2026-11-04" not in got  # the day under way
+
+
+def test_the_reports_leave_even_with_no_poll_to_carry_them(
+        broker: Broker, subscriber: Subscriber, tmp_path: Path) -> None:
+    """A logger scanned every 4 h (00:00, 04:00 … UTC) restarted at 05:00 UTC: its next
+    scan is three hours away, and the reports of the days missed leave at once all the
+    same (the pipeline commits what the processing has queued even without a poll)."""
+    devices = {"logger": {"driver": "scripted", "interval": "4h",
+                          "options": {"case": "steady", "channels": 2, "unit": "m"}}}
+    chains = {f"logger/ch{c}": {"summaries": ["1d"]} for c in (1, 2)}
+    text = config(broker, devices, chains)
+
+    def reports() -> dict[str, dict[str, Any]]:
+        return {r["report"]["date"]: r["report"] for m in subscriber.payloads("/report/")
+                for r in m["readings"]}
+
+    run(text, SimClock(D0 - 0.5, D0 + 4 * 3600 + 0.5), {"steady": steady}, tmp_path / "s",
+        lambda: sum(len(m["readings"]) for m in subscriber.payloads("/data/")) >= 4,
+        "two scans")
+    restart = D0 + 3 * 86400 + 5 * 3600
+    run(text, SimClock(restart - 0.5, restart + 3600.5), {"steady": steady}, tmp_path / "s",
+        lambda: {"2026-11-01", "2026-11-02", "2026-11-03"} <= set(reports()),
+        "the reports of the days missed, with no scan")
+    got = reports()
+    assert got["2026-11-01"]["channels"]["logger/ch1"] == {
+        "expected": 6, "valid": 2, "gaps": 0, "missing": 4, "fr": 4 / 6}
+    assert got["2026-11-02"]["fr"] == got["2026-11-03"]["fr"] == 1.0
