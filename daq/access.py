@@ -42,15 +42,18 @@ def present(path: str | os.PathLike[str]) -> bool:
     return True
 
 
-def blocker(path: str | os.PathLike[str], mode: int = os.R_OK) -> tuple[Path, bool]:
-    """(what stops this user, whether it is a directory on the way) for ``path``: the first
-    directory they may not enter, else the file itself (links followed: the status file
-    links to a tmpfs)."""
+def blocker(path: str | os.PathLike[str], mode: int = os.R_OK) -> tuple[Path, int]:
+    """(what stops this user, the right it lacks) for ``path``: the first directory on the
+    way they may not enter (os.X_OK), else the file itself (``mode``); for a file still to
+    be written, its directory (os.W_OK). Links are followed: the status file links to a
+    tmpfs."""
     target = Path(os.path.realpath(os.path.abspath(path)))
     for d in reversed(target.parents):
         if not os.access(d, os.X_OK):
-            return d, True
-    return target, False
+            return d, os.X_OK
+    if mode & os.W_OK and not os.path.lexists(target):
+        return target.parent, os.W_OK
+    return target, mode
 
 
 _BITS = {os.R_OK: stat.S_IRGRP, os.W_OK: stat.S_IWGRP, os.X_OK: stat.S_IXGRP}
@@ -61,7 +64,7 @@ def denied(path: str | os.PathLike[str], mode: int = os.R_OK) -> str:
     alice; members of group daq may: …`` — join the owning group when it has the rights
     (``mode``: os.R_OK, os.W_OK or both), else ``sudo``."""
     me = _user(os.geteuid())
-    where, on_the_way = blocker(path, mode)
+    where, need = blocker(path, mode)
     try:
         st = os.stat(where)
     except OSError:
@@ -70,9 +73,10 @@ def denied(path: str | os.PathLike[str], mode: int = os.R_OK) -> str:
     kind = "the directory" if stat.S_ISDIR(st.st_mode) else (
         "the socket" if stat.S_ISSOCK(st.st_mode) else "the file")
     what = f"{kind} {where}"
-    if on_the_way or where != Path(os.path.abspath(path)):
-        what += f" (on the way to {path})" if on_the_way else f" ({path} links there)"
-    need = os.X_OK if on_the_way else mode
+    if where != Path(os.path.abspath(path)):
+        what += (f" (on the way to {path})" if need == os.X_OK else
+                 f" (to write {path} in)" if stat.S_ISDIR(st.st_mode) else
+                 f" ({path} links there)")
     group_may = all(st.st_mode & bit for m, bit in _BITS.items() if need & m)
     head = (f"permission denied: {what} is {stat.filemode(st.st_mode)} {owner}:{group} "
             f"and you are {me}")

@@ -145,7 +145,16 @@ def _stats(st: dict[str, Any], as_json: bool) -> int:
 
 
 def _export(readings: Any, args: argparse.Namespace) -> int:
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    try:
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output \
+            else sys.stdout
+    except OSError as err:
+        from .access import denied
+
+        why = denied(args.output, os.W_OK) if isinstance(err, PermissionError) \
+            else err.strerror
+        print(f"daq buffer: cannot write {args.output}: {why}", file=sys.stderr)
+        return 2
     n = 0
     try:
         if args.format == "jsonl":

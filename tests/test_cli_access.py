@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from daq.localbroker import LocalBroker
 from daq.testing import ModbusTestServer
 
 from .clitools import NO_BROKER, daq, write_config
@@ -97,13 +98,14 @@ def started(run_daemon: Any, shared: Path, url: str) -> tuple[Path, Path]:
     return cfg, shared / "state"
 
 
-def denied(prefix: list[str], *args: str) -> str:
-    """Run ``daq ARGS`` as nobody; it must fail with exit 1 and no traceback: its stderr."""
+def denied(prefix: list[str], *args: str, code: int = 1) -> str:
+    """Run ``daq ARGS`` as nobody; it must fail with ``code`` and no traceback: its stderr
+    (its stdout too for a command that reports on stdout, such as ``mqtt check``)."""
     res = subprocess.run([*prefix, sys.executable, "-m", "daq", *args], cwd=REPO,
                          capture_output=True, text=True, timeout=90, env=_env())
     assert "Traceback" not in res.stderr, res.stderr
-    assert res.returncode == 1, (args, res.returncode, res.stdout, res.stderr)
-    return res.stderr
+    assert res.returncode == code, (args, res.returncode, res.stdout, res.stderr)
+    return res.stderr + res.stdout
 
 
 def test_control_socket_of_root_says_who_may(as_nobody: list[str], run_daemon: Any,
@@ -147,6 +149,8 @@ def test_state_dir_nobody_may_enter(as_nobody: list[str], run_daemon: Any,
         read = denied(as_nobody, "read", "unit1", "--config", str(cfg))
         tail = denied(as_nobody, "tail", "--config", str(cfg))
         state.chmod(0o755)
+        output = denied(as_nobody, "buffer", "export", "--state-dir", str(state),
+                        "-o", str(shared / "out.csv"), code=2)
         outbox = state / "outbox.sqlite3"
         group = other_group()
         os.chown(outbox, 0, group.gr_gid)
@@ -160,5 +164,48 @@ def test_state_dir_nobody_may_enter(as_nobody: list[str], run_daemon: Any,
         assert way.format(f"{state}/outbox.sqlite3") in err, err
     for err in (read, tail):
         assert way.format(f"{state}/control.sock") in err, err
+    assert (f"daq buffer: cannot write {shared}/out.csv: permission denied: the directory "
+            f"{shared} (to write {shared}/out.csv in) is drwxr-xr-x root:root and you are "
+            "nobody; only root may") in output, output
     assert (f"the file {outbox} is -rw-r----- root:{group.gr_name} and you are nobody; "
             f"members of group {group.gr_name} may") in unreadable, unreadable
+
+
+def test_files_a_technician_names_that_are_not_theirs(as_nobody: list[str],
+                                                      shared: Path) -> None:
+    """The configuration, the broker's password file and TLS key."""
+    broker = LocalBroker(shared).start()  # only listens: the checks stop before MQTT
+    try:
+        secret = shared / "secret.yaml"
+        secret.write_text("site: s\nrtu: r\nbuses: {}\n")
+        secret.chmod(0o600)  # /etc/daq/daq.yaml is 0640 root:daq
+        password = shared / "password"
+        password.write_text("pw\n")
+        password.chmod(0o600)
+        pw_cfg = shared / "pw.yaml"
+        pw_cfg.write_text(f"site: s\nrtu: r\nbuses: {{}}\nmqtt:\n  url: {broker.url}\n"
+                          f"  username: rtu-7\n  password: {{file: {password}}}\n"
+                          "  allow_plain_password: true\n")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3", "-subj",
+                        "/CN=rtu-7", "-keyout", "rtu.key", "-out", "rtu.crt"], cwd=shared,
+                       check=True, capture_output=True, timeout=60)
+        (shared / "rtu.crt").chmod(0o644)
+        (shared / "rtu.key").chmod(0o600)
+        tls_cfg = shared / "tls.yaml"
+        tls_cfg.write_text(f"site: s\nrtu: r\nbuses: {{}}\nmqtt:\n"
+                           f"  url: mqtts://127.0.0.1:{broker.port}\n  tls: {{ca_file: "
+                           f"{shared}/rtu.crt, cert_file: {shared}/rtu.crt, key_file: "
+                           f"{shared}/rtu.key}}\n")
+        config = denied(as_nobody, "check", "--config", str(secret), code=2)
+        pw = denied(as_nobody, "mqtt", "check", "--config", str(pw_cfg))
+        key = denied(as_nobody, "mqtt", "check", "--config", str(tls_cfg))
+    finally:
+        broker.stop()
+    only_root = "and you are nobody; only root may: run the command with sudo"
+    assert (f"cannot read file: permission denied: the file {secret} is -rw------- "
+            f"root:root {only_root}") in config, config
+    assert f"cannot read the password file {password}" in pw
+    assert f"the file {password} is -rw------- root:root {only_root}" in pw, pw
+    assert (f"tls.key_file: cannot read {shared}/rtu.key: permission denied: the file "
+            f"{shared}/rtu.key is -rw------- root:root {only_root}") in key, key

@@ -44,6 +44,11 @@ def credentials(cfg: Any) -> Step:
     if src.file:
         try:
             open(src.file, encoding="utf-8").close()
+        except PermissionError:
+            from ..access import denied
+
+            return Step("credentials", False, f"cannot read the password file {src.file}",
+                        f"{denied(src.file)} (the service user needs read access too)")
         except OSError as err:
             return Step("credentials", False, f"cannot read the password file {src.file}",
                         f"{err.strerror}: the service user needs read access")
@@ -197,7 +202,18 @@ def tls_step(cfg: Any, sock: Any, timeout: float) -> Step:
     except (OSError, ssl.SSLError) as err:
         sock.close()
         which = "tls.ca_file" if "cafile" in str(err).lower() else "tls.cert_file/key_file"
-        return Step("tls", False, "cannot load the TLS files", f"{which}: {err}")
+        cause = f"{which}: {err}"
+        if isinstance(err, PermissionError):  # ssl does not say which file
+            from ..access import denied
+
+            cause = next((f"{key}: cannot read {path}: {denied(path)}"
+                          for key, path in (("tls.ca_file", cfg.tls.ca_file),
+                                            ("tls.cert_file", cfg.tls.cert_file),
+                                            ("tls.key_file", cfg.tls.key_file),
+                                            ("tls.key_password",
+                                             cfg.tls.key_password.file))
+                          if path and not os.access(path, os.R_OK)), cause)
+        return Step("tls", False, "cannot load the TLS files", cause)
     try:
         with ctx.wrap_socket(sock, server_hostname=cfg.host) as tls_sock:
             cert = tls_sock.getpeercert() or {}
@@ -238,7 +254,11 @@ def mqtt_round_trip(cfg: Any, client_id: str, topic_base: str, timeout: float,
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                     clean_session=True, reconnect_on_failure=False)
     if cfg.username:
-        c.username_pw_set(cfg.username, cfg.password.read())
+        try:
+            password = cfg.password.read()
+        except OSError:  # an unreadable password file: the credentials step says whose
+            password = None
+        c.username_pw_set(cfg.username, password)
     if cfg.tls_enabled:
         t = cfg.tls
         c.tls_set(ca_certs=t.ca_file, certfile=t.cert_file, keyfile=t.key_file,
