@@ -29,6 +29,11 @@ from .clitools import NO_BROKER, daq, write_config
 from .conftest import REPO, wait_for
 
 NOBODY = "nobody"
+MANUAL = """\
+manual:
+  sensors:
+    LEVEL: {quantity: water_level, unit: m, range: [60, 95], tolerance: 0.05}
+"""
 
 
 def _switch_prefix() -> list[str] | str:
@@ -148,6 +153,10 @@ def test_state_dir_nobody_may_enter(as_nobody: list[str], run_daemon: Any,
         export = denied(as_nobody, "buffer", "export", "--config", str(cfg), "--since", "1h")
         read = denied(as_nobody, "read", "unit1", "--config", str(cfg))
         tail = denied(as_nobody, "tail", "--config", str(cfg))
+        manual_cfg = shared / "manual.yaml"
+        manual_cfg.write_text(cfg.read_text() + MANUAL)
+        manual = denied(as_nobody, "manual", "report", "LEVEL", "--config",
+                        str(manual_cfg), code=2)
         state.chmod(0o755)
         output = denied(as_nobody, "buffer", "export", "--state-dir", str(state),
                         "-o", str(shared / "out.csv"), code=2)
@@ -164,6 +173,8 @@ def test_state_dir_nobody_may_enter(as_nobody: list[str], run_daemon: Any,
         assert way.format(f"{state}/outbox.sqlite3") in err, err
     for err in (read, tail):
         assert way.format(f"{state}/control.sock") in err, err
+    assert manual.startswith(f"daq manual: cannot read {state}/outbox.sqlite3: ")
+    assert way.format(f"{state}/outbox.sqlite3") in manual, manual
     assert (f"daq buffer: cannot write {shared}/out.csv: permission denied: the directory "
             f"{shared} (to write {shared}/out.csv in) is drwxr-xr-x root:root and you are "
             "nobody; only root may") in output, output
