@@ -193,7 +193,16 @@ def _iso(t: float | None) -> str | None:
 
 
 def _export(readings: Any, args: argparse.Namespace) -> int:
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    try:
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output \
+            else sys.stdout
+    except OSError as err:
+        from .access import denied
+
+        why = denied(args.output, os.W_OK) if isinstance(err, PermissionError) \
+            else err.strerror
+        print(f"daq buffer: cannot write {args.output}: {why}", file=sys.stderr)
+        return 2
     n = 0
     try:
         if args.format == "jsonl":

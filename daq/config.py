@@ -149,6 +149,11 @@ def load(path: str | os.PathLike[str], *, drivers: Mapping[str, type[Driver]] | 
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_CONFIG_BYTES + 1)
+    except PermissionError as err:
+        from .access import denied
+
+        raise ConfigError([ConfigProblem("", f"cannot read file: {denied(path)}")],
+                          source) from err
     except OSError as err:
         raise ConfigError([ConfigProblem("", f"cannot read file: {err.strerror}")], source) \
             from err

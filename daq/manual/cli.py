@@ -20,10 +20,12 @@ import argparse
 import csv
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..access import denied, present
 from ..tables import render
 
 
@@ -171,8 +173,10 @@ def report(cfg: Any, args: argparse.Namespace) -> int:
     if s is None:
         raise BadInput(f"{args.sensor!r} takes no manual readings in {cfg.source}")
     db = Path(args.state_dir or cfg.state_dir) / "outbox.sqlite3"
-    if not db.exists():
+    if not present(db):
         raise BadInput(f"no daemon state in {db.parent}")
+    if not os.access(db, os.R_OK):
+        raise BadInput(f"cannot read {db}: {denied(db)}")
     store = ManualStore(db, readonly=True)
     try:
         out = compare(s, store.readings(s.key, _time(args.since, "--since") or 0.0),
