@@ -1,10 +1,11 @@
 """The reference site on simulated sensors, with and without the processing chains.
 
 17 piezometers at 10 min, 3 weirs at 1 min, 2 level gauges at 1 s (two sim:// lines), rain
-and barometer at 1 min, publishing to a local mosquitto. For each run: time from start to
-the first message at the broker, CPU share of one core over the measuring period, and peak
-RSS (VmHWM). Runs: no chains (the in-run baseline), chains with a cold Numba cache, chains
-with the now warm cache. GNSS NMEA at 1 s is not part of this run.
+and barometer at 1 min, an RTK GNSS rover reporting NMEA at 1 s (simgnss://, its own serial
+line, the ``nmea`` driver), publishing to a local mosquitto. For each run: time from start
+to the first message at the broker, CPU share of one core over the measuring period, and
+peak RSS (VmHWM). Runs: no chains (the in-run baseline), chains with a cold Numba cache,
+chains with the now warm cache.
 Run: ``python bench/bench_site.py [seconds]`` (default 60 s of measurement per run).
 """
 
@@ -39,6 +40,12 @@ def site_config(path: Path, chains: bool) -> Path:
     demo["buses"]["rs485_sim2"] = level2
     demo["sensors"]["LEVEL2"] = {**demo["sensors"]["LEVEL"],
                                  "inputs": {"distance": "level2/distance"}}
+    demo["buses"]["gnss"] = {  # drivers/nmea/sample.yaml's options, the rover's pier
+        "protocol": "serial", "url": "simgnss://pier?seed=1&lat=36.1&lon=117.2&height=60",
+        "baudrate": 115200, "timeout": "100ms",
+        "devices": {"gnss": {"driver": "nmea", "interval": "1s", "options": {
+            "reference": {"lat": 36.1, "lon": 117.2, "height": 60.0},
+            "max_read": 65536, "keep_fixes": 14400}}}}
     demo.pop("mqtt", None)
     if chains:
         despike = {"window": 7, "threshold": 3, "min_deviation": 0.05}
