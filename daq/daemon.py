@@ -112,6 +112,8 @@ class Pipeline(threading.Thread):
         self.queue.put(_TICK)
 
     def readings(self, res: PollResult) -> list[tuple[str, Reading]]:
+        """A poll's readings and the sensor values derived from them, before any
+        processing chain (``daq read`` shows these too: daq/readout.py)."""
         dev = res.device
         topic = f"data/{dev.name}"
         lane = _LANES[dev.lane]
@@ -130,7 +132,11 @@ class Pipeline(threading.Thread):
                 self.last[r.channel] = {"value": r.value, "unit": r.unit,
                                         "quality": r.quality.value, "ts": format_ts(r.ts)}
             out.extend((topic, r) for r in derived)
-        out = [(t, r if r.sensor is not None else sanitize(r)) for t, r in out]
+        return [(t, r if r.sensor is not None else sanitize(r)) for t, r in out]
+
+    def _chains(self, out: list[tuple[str, Reading]], device: str
+                ) -> list[tuple[str, Reading]]:
+        """Through the processing chains; held while they load (see ``_hold``)."""
         processor = self.processor
         if processor is None:
             if not self.chained or self.processing_failed:
@@ -139,7 +145,7 @@ class Pipeline(threading.Thread):
         if self._held:
             out = self._held + out
             self._held = []
-        return self._process(processor, out, dev.name)
+        return self._process(processor, out, device)
 
     MAX_HELD_FOR_CHAINS = 100_000  # beyond, chained readings pass unprocessed (counted)
 
@@ -176,10 +182,13 @@ class Pipeline(threading.Thread):
     def _accept(self, res: PollResult) -> list[tuple[str, Reading]]:
         """A poll's readings, preceded after a start by the device's downtime gaps."""
         name = res.device.name
-        items = self.readings(res)
+        converted = self.readings(res)
+        items = self._chains(converted, name)
         if name not in self._slots:  # the first poll of this device since the start
+            # every channel of the poll gets its range gap, a chained one too (its reading
+            # may be held or delayed by the chain)
             gaps, skip = downtime_gaps(self._last_slot.get(name), res.ts,
-                                       res.device.interval, items)
+                                       res.device.interval, converted)
             if gaps:
                 log.warning("downtime_gap", device=name, **gaps[0][1].extra["gap"])
                 self.downtime_gaps += 1
@@ -402,10 +411,10 @@ class Daemon:
             self.pipeline.processing_failed = True
             self.pipeline.processing_ready()
             return
+        held = len(self.pipeline._held)
         self.processor = self.pipeline.processor = processor
         self.pipeline.processing_ready()
-        log.info("processing_kernels_ready", seconds=round(seconds, 3),
-                 held=len(self.pipeline._held))
+        log.info("processing_kernels_ready", seconds=round(seconds, 3), held=held)
 
     def wait_processing(self, timeout: float) -> bool:
         """True once the processor is loaded (or there is none to load)."""

@@ -76,7 +76,7 @@ def test_chained_readings_wait_for_the_processor_the_others_go_at_once(tmp_path:
     cfg = config.loads(SITE)
     pipe = Pipeline(cfg, Outbox(tmp_path / "o.db"))
     pipe.chained = frozenset(cfg.processing["chains"])
-    early = [pipe.readings(res) for res in polls(cfg, 3)]
+    early = [pipe._accept(res) for res in polls(cfg, 3)]
     assert [[r.channel for _, r in out] for out in early] == [["d/x", "d/y"]] * 3
     assert pipe.held_for_chains == 3
     pipe.processor = Processor.from_config(cfg)
@@ -84,7 +84,7 @@ def test_chained_readings_wait_for_the_processor_the_others_go_at_once(tmp_path:
     chain = pipe.processor.chains["S.pressure"]
     assert chain.counters["raw_dropped"] == 3
     assert [w.view()["n_valid"] for w in chain.windows] == [3]
-    later = pipe.readings(polls(cfg, 4)[3])
+    later = pipe._accept(polls(cfg, 4)[3])
     assert [r.channel for _, r in later] == ["d/x", "d/y"]
     assert chain.counters["raw_dropped"] == 4
 
@@ -95,9 +95,25 @@ def test_chained_readings_pass_unprocessed_when_the_processor_fails_to_load(
     pipe = Pipeline(cfg, Outbox(tmp_path / "o.db"))
     pipe.chained = frozenset(cfg.processing["chains"])
     for res in polls(cfg, 2):
-        pipe.readings(res)
+        pipe._accept(res)
     pipe.processing_failed = True  # what Daemon._load_processing sets on an error
     assert [(r.channel, r.value) for _, r in pipe._release()] == [
         ("S.pressure", 0.0), ("S.pressure", 0.1)]  # hPa → kPa
-    assert [r.channel for _, r in pipe.readings(polls(cfg, 3)[2])] == ["d/x", "d/y",
+    assert [r.channel for _, r in pipe._accept(polls(cfg, 3)[2])] == ["d/x", "d/y",
                                                                        "S.pressure"]
+
+
+def test_a_held_chained_channel_still_gets_its_downtime_gap(tmp_path: Path) -> None:
+    """The first poll after a start: each channel's range gap record (and seq skip) goes
+    out at once, a chained one's too, though its reading waits for the processor."""
+    cfg = config.loads(SITE)
+    pipe = Pipeline(cfg, Outbox(tmp_path / "o.db"))
+    pipe.chained = frozenset(cfg.processing["chains"])
+    first = polls(cfg, 1)[0]
+    pipe._last_slot = {"d": first.ts.timestamp() - 30.0}  # 29 slots missed
+    out = pipe._accept(first)
+    gaps = [r for _, r in out if "daemon_not_running" in r.flags]
+    assert sorted(r.channel for r in gaps) == ["S.pressure", "d/x", "d/y"]
+    assert all(r.extra["gap"]["count"] == 29 for r in gaps)
+    assert pipe._skip == {"S.pressure": 29, "d/x": 29, "d/y": 29}
+    assert [r.channel for _, r in out if r not in gaps] == ["d/x", "d/y"]
