@@ -3,11 +3,15 @@
 ``zero`` takes the sensor's current reading as the new zero (``--reference`` to make it
 read a known value instead, e.g. a staff gauge); ``two-point`` fits gain and offset through
 two ``READING=REFERENCE`` points (readings as the daemon sees them before correction).
-Each is kept with who, when, before and after; later readings carry the new id.
+A VW piezometer or a 4–20 mA level sensor zeroed without ``--reference``/``--quantity``
+is re-zeroed in its own unit: the new zero reading R0 (and T0, S0) or zero current I0 is
+stored and the sensor converts with it. Each is kept with who, when, before and after
+(and the raw zero); later readings carry the new id.
 
 Examples::
 
-    daq calibrate zero P07 --quantity pressure --by "Li Wei" --config site.yaml
+    daq calibrate zero P07 --by "Li Wei" --config site.yaml   # new R0 (digits) and T0
+    daq calibrate zero P07 --quantity pore_pressure --reference 0 --config site.yaml
     daq calibrate zero LEVEL --reference 112.43 --config site.yaml
     daq calibrate two-point weir_logger/ch1 --point 4.02=0 --point 19.96=10 --config site.yaml
     daq calibrate history LEVEL --config site.yaml
@@ -35,7 +39,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("method", choices=("zero", "two-point", "history"))
     p.add_argument("sensor", help="sensor id or device channel")
     p.add_argument("--quantity", help="which quantity (needed when the sensor has several)")
-    p.add_argument("--reference", type=float, default=0.0, help="zero: read this value now")
+    p.add_argument("--reference", type=float,
+                   help="zero: read this value now (default 0; given: a linear offset)")
     p.add_argument("--point", action="append", default=[], metavar="READING=REF",
                    help="two-point: twice")
     p.add_argument("--by", help="who (default: your login name)")
@@ -65,11 +70,12 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "history":
         cmd, body = "calibration_history", {"sensor": args.sensor}
     else:
-        body = {"sensor": args.sensor, "method": args.method, "by": args.by or _login(),
-                "reference": args.reference}
+        body = {"sensor": args.sensor, "method": args.method, "by": args.by or _login()}
         for k in ("quantity", "comment"):
             if getattr(args, k):
                 body[k] = getattr(args, k)
+        if args.reference is not None:
+            body["reference"] = args.reference
         if points:
             body["points"] = points
         cmd = "calibrate"
@@ -85,14 +91,24 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
+    from ..sensors.zero import describe
+
     rows = out["history"] if cmd == "calibration_history" else [out]
-    print(render(("id", "quantity", "by", "at", "before", "after"),
-                 [(r["id"], r["quantity"], r["by"], r["at"],
-                   f"{r['before']['value']:.6g} (gain {r['before']['gain']:.6g}, offset "
-                   f"{r['before']['offset']:.6g})",
-                   f"{r['after']['value']:.6g} (gain {r['after']['gain']:.6g}, offset "
-                   f"{r['after']['offset']:.6g})") for r in rows]))
+    print(render(("id", "quantity", "by", "at", "before", "after", "raw zero"),
+                 [(r["id"], r["quantity"], r["by"], r["at"], _side(r["before"]),
+                   _side(r["after"]), describe(r["native"]) if r.get("native") else "-")
+                  for r in rows]))
     return 0
+
+
+def _side(s: dict[str, Any]) -> str:
+    if "zero" in s:  # a native re-zero: the main output, with the raw zero beside
+        return f"{s['quantity']} {_g(s['value'])} {s['units'][s['quantity']]}"
+    return f"{_g(s['value'])} (gain {s['gain']:.6g}, offset {s['offset']:.6g})"
+
+
+def _g(v: float | None) -> str:
+    return "-" if v is None else f"{v:.6g}"
 
 
 def _login() -> str:

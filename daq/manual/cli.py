@@ -154,9 +154,12 @@ def send(cfg: Any, args: argparse.Namespace, items: list[dict[str, Any]]) -> int
     if args.json:
         print(json.dumps(done, indent=1))
     else:
-        print(render(("sensor", "time", "manual", "automatic", "difference", "suspect"),
+        print(render(("sensor", "time", "manual", "automatic", "its channel, seq",
+                      "difference", "suspect"),
                      [(d["key"], d["ts"], d["value"], d.get("auto_value"),
-                       d.get("difference"), d["suspect"]) for d in done]))
+                       f"{d['auto_channel']}, {d['auto_seq']}" if d.get("auto_channel")
+                       else None, d.get("difference"),
+                       "both" if d["suspect"] else False) for d in done]))
     return 0
 
 
@@ -176,6 +179,9 @@ def report(cfg: Any, args: argparse.Namespace) -> int:
                       cfg.manual.pair_window)
     finally:
         store.close()
+    for p in out["suspect_pairs"]:
+        for k in ("ts", "manual_ts"):
+            p[k] = _iso(p[k])
     if args.json:
         print(json.dumps(out, indent=1))
     else:
@@ -186,7 +192,22 @@ def report(cfg: Any, args: argparse.Namespace) -> int:
         print(render(("figure", "value"), rows))
         for r in out["reasons"]:
             print(f"  - {r}")
+        if out["suspect_pairs"]:
+            print("suspect automatic readings (annotated on annotation/"
+                  f"{s.key}):")
+            print(render(("channel", "seq", "time", "automatic", "quality", "manual",
+                          "difference"),
+                         [(p["channel"], p["seq"], p["ts"], p["value"], p["quality"],
+                           p["manual_value"], p["difference"]) for p in out["suspect_pairs"]]))
     return 0 if out["verdict"] == "pass" else 1
+
+
+def _iso(t: float | None) -> str | None:
+    from datetime import UTC, datetime
+
+    from ..model import format_ts
+
+    return None if t is None else format_ts(datetime.fromtimestamp(t, UTC))
 
 
 def _login() -> str:

@@ -77,6 +77,8 @@ LEVEL_FIELDS: dict[str, Field] = {
         "high": Field("float", required=True, doc="value at 20 mA"),
         "measures": Field("str", required=True, choices=tuple(_CURRENT_NEEDS),
                           doc="depth (m above the sensor), distance (m), pressure"),
+        "zero_ma": Field("float", default=4.0, min=3.8, max=12.0,
+                         doc="mA at low: 4, or the field zero (daq calibrate zero)"),
     }, name="current")),
     "density": Field(DENSITY),
     "gravity": Field("float", min=9.7, max=9.9, doc="m/s²"),
@@ -190,7 +192,8 @@ def _current_level(cfg: Mapping[str, Any], s: Mapping[str, Sample], ev: Events) 
     status: list[str] = []
 
     def scaled() -> float:
-        out = scale_4_20ma(val(i), spec["low"], spec["high"])
+        out = scale_4_20ma(val(i), spec["low"], spec["high"],
+                           zero_ma=spec.get("zero_ma", 4.0))
         status.append(out.status)
         return out.value
 
