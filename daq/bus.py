@@ -1,8 +1,10 @@
 """One worker thread per physical bus: it owns the line and the schedule of its devices.
 
 Only this thread talks on its line, so two transactions never interleave. Each device has
-its own interval, aligned to the wall clock (a 10-minute scan fires at :00, :10 …) and
-waited for on the monotonic clock, with every wait bounded by one interval, so a clock step
+its own interval, aligned to the wall clock (a 10-minute scan fires at :00, :10 …; at a
+start, a device whose current slot was not polled yet is polled at once, then on its
+slots) and waited for on the monotonic clock, with every wait bounded by one interval, so
+a clock step
 neither fires a burst of polls nor stalls the schedule. A silent device costs its own
 timeout and no more; after repeated failures it is probed less often (exponential backoff),
 and every poll that was due but not acquired yields a gap record (quality ``missing``),
@@ -72,8 +74,8 @@ class DeviceState:
 
 def open_link(bus: BusConfig) -> Any:
     """Open the bus's transport; the returned object is what drivers' ``poll`` receives."""
-    if bus.url.startswith("sim://"):
-        import daq.sim  # noqa: F401  registers the sim:// pyserial URL handler
+    if bus.url.startswith(("sim://", "simgnss://")):
+        import daq.sim  # noqa: F401  registers the sim:// and simgnss:// URL handlers
     if bus.protocol == "modbus_tcp":
         from .modbus_link import TcpMaster
 
@@ -125,7 +127,8 @@ class BusWorker(threading.Thread):
                  opener: Callable[[BusConfig], Any] = open_link,
                  wall: Callable[[], float] = time.time,
                  on_tick_end: Callable[[], None] | None = None,
-                 clock: Any = None) -> None:
+                 clock: Any = None,
+                 polled: dict[str, float] | None = None) -> None:
         super().__init__(name=f"bus-{bus.name}", daemon=True)
         self.bus = bus
         self.devices = {d.name: d for d in bus.devices}
@@ -146,6 +149,13 @@ class BusWorker(threading.Thread):
         self.log = log.bind(bus=bus.name, url=bus.url)
         now = wall()
         self._due = {d.name: next_slot(now, d.interval) for d in bus.devices}
+        # a start: a device whose current slot holds no committed poll (``polled``: each
+        # device's last poll instant) is polled as soon as the worker runs, then on its
+        # slots, so the first reading does not wait up to one interval and the slot the
+        # daemon started in is acquired, not a downtime gap
+        self._at_once = [] if polled is None else [
+            d.name for d in bus.devices if (last := polled.get(d.name)) is None
+            or math.floor(last / d.interval + 1e-9) != math.floor(now / d.interval + 1e-9)]
         self._probe = dict.fromkeys(self.devices, 0.0)  # backoff: earliest wall time to poll
         self._requests: queue.SimpleQueue[tuple[Callable[[BusWorker], Any], Future[Any]]] = (
             queue.SimpleQueue())
@@ -195,6 +205,9 @@ class BusWorker(threading.Thread):
             self._check_budget()
         except Exception as err:  # a driver whose transactions() fails must not stop the bus
             self.log.warning("bus_budget_unknown", error=f"{type(err).__name__}: {err}")
+        start = self._wall()
+        for name in self._at_once:
+            self._due[name] = start
         try:
             while not self._halt.is_set():
                 self.heartbeat = time.monotonic()

@@ -58,6 +58,7 @@ def outbox_cap(cfg: Config) -> int:
 
 
 _TICK = "tick"  # a bus finished the polls due in its tick: commit what is gathered
+_READY = "processing_ready"  # the processor is loaded: pass it what was held for it
 COALESCE_S = 0.005  # results of other buses arriving this soon after go into one commit
 
 
@@ -85,6 +86,12 @@ class Pipeline(threading.Thread):
         self.held = 0
         self.sensors: Any = None
         self.processor: Any = None  # daq.processing.Processor when chains are configured
+        # readings of chained channels wait here (in order, bounded) while the processor
+        # loads in the background (Daemon._load_processing); the others go on at once
+        self.chained: frozenset[str] = frozenset()
+        self.processing_failed = False  # it did not load: chained readings pass untouched
+        self._held: list[tuple[str, Reading]] = []
+        self.held_for_chains = 0  # most readings held at once (status)
         self.last: dict[str, dict[str, Any]] = {}
         self._last_slot = dict(outbox.slots)  # each device's last committed poll instant
         self._slots: dict[str, float] = {}
@@ -105,6 +112,8 @@ class Pipeline(threading.Thread):
         self.queue.put(_TICK)
 
     def readings(self, res: PollResult) -> list[tuple[str, Reading]]:
+        """A poll's readings and the sensor values derived from them, before any
+        processing chain (``daq read`` shows these too: daq/readout.py)."""
         dev = res.device
         topic = f"data/{dev.name}"
         lane = _LANES[dev.lane]
@@ -123,24 +132,63 @@ class Pipeline(threading.Thread):
                 self.last[r.channel] = {"value": r.value, "unit": r.unit,
                                         "quality": r.quality.value, "ts": format_ts(r.ts)}
             out.extend((topic, r) for r in derived)
-        out = [(t, r if r.sensor is not None else sanitize(r)) for t, r in out]
-        if self.processor is None:
-            return out
+        return [(t, r if r.sensor is not None else sanitize(r)) for t, r in out]
+
+    def _chains(self, out: list[tuple[str, Reading]], device: str
+                ) -> list[tuple[str, Reading]]:
+        """Through the processing chains; held while they load (see ``_hold``)."""
+        processor = self.processor
+        if processor is None:
+            if not self.chained or self.processing_failed:
+                return out
+            return self._hold(out)
+        if self._held:
+            out = self._held + out
+            self._held = []
+        return self._process(processor, out, device)
+
+    MAX_HELD_FOR_CHAINS = 100_000  # beyond, chained readings pass unprocessed (counted)
+
+    def _hold(self, items: list[tuple[str, Reading]]) -> list[tuple[str, Reading]]:
+        """While the processor loads: readings of chained channels are held, in order;
+        the rest go to the outbox at once."""
+        now = [it for it in items if it[1].channel not in self.chained]
+        later = [it for it in items if it[1].channel in self.chained]
+        if len(self._held) + len(later) > self.MAX_HELD_FOR_CHAINS:
+            self.outbox.bump("processing_not_ready_passed", len(later))
+            return items
+        self._held.extend(later)
+        self.held_for_chains = max(self.held_for_chains, len(self._held))
+        return now
+
+    def _release(self) -> list[tuple[str, Reading]]:
+        """What was held: through the processor once it is there, or as it is (it failed
+        to load, or the daemon stops before it did)."""
+        held, self._held = self._held, []
+        if not held or self.processor is None:
+            return held
+        return self._process(self.processor, held, "held")
+
+    def _process(self, processor: Any, items: list[tuple[str, Reading]],
+                 device: str) -> list[tuple[str, Reading]]:
         try:
-            return list(self.processor.feed(out))
+            return list(processor.feed(items))
         except Exception as err:  # a processing bug costs summaries, never the raw readings
-            log.error("processing_error", device=dev.name,
+            log.error("processing_error", device=device,
                       error=f"{type(err).__name__}: {err}")
             self.outbox.bump("processing_errors")
-            return out
+            return items
 
     def _accept(self, res: PollResult) -> list[tuple[str, Reading]]:
         """A poll's readings, preceded after a start by the device's downtime gaps."""
         name = res.device.name
-        items = self.readings(res)
+        converted = self.readings(res)
+        items = self._chains(converted, name)
         if name not in self._slots:  # the first poll of this device since the start
+            # every channel of the poll gets its range gap, a chained one too (its reading
+            # may be held or delayed by the chain)
             gaps, skip = downtime_gaps(self._last_slot.get(name), res.ts,
-                                       res.device.interval, items)
+                                       res.device.interval, converted)
             if gaps:
                 log.warning("downtime_gap", device=name, **gaps[0][1].extra["gap"])
                 self.downtime_gaps += 1
@@ -162,6 +210,9 @@ class Pipeline(threading.Thread):
                 break
             if res is None:
                 stopping = True
+                items.extend(self._release())
+            elif res is _READY:
+                items.extend(self._release())
             elif res is _TICK:
                 deadline = min(deadline, time.monotonic() + COALESCE_S)
             elif isinstance(res, PollResult):
@@ -256,6 +307,9 @@ class Pipeline(threading.Thread):
                   total=self.dropped_uncommitted)
         return kept
 
+    def processing_ready(self) -> None:
+        self.queue.put(_READY)
+
     def stop(self, timeout: float = 10.0) -> None:
         self.queue.put(None)
         self._done.wait(timeout)
@@ -318,16 +372,19 @@ class Daemon:
         self.publisher: Publisher | None = None
         self.pipeline = Pipeline(cfg, self.outbox, on_commit=self._wake_publisher)
         self.processor: Any = None
-        if cfg.processing:  # only then are NumPy and Numba imported
-            from .processing.processor import Processor, warm
-
-            log.info("processing_kernels_ready",  # before any poll
-                     seconds=round(warm(dict(cfg.processing)), 3))
-            self.processor = self.pipeline.processor = Processor.from_config(
-                cfg, self.state_dir, now=None if clock is None else clock.time())
+        self._loader: threading.Thread | None = None
+        if cfg.processing:  # only then are NumPy and Numba imported, in the background
+            self.pipeline.chained = frozenset(cfg.processing.get("chains") or {})
+            self._loader = threading.Thread(target=self._load_processing,
+                                            name="processing-load", daemon=True)
+            if clock is not None:  # a simulated clock: loaded before any poll, at its time
+                self._load_processing()
+                self._loader = None
+        # a device whose current slot has no committed poll (a start) is polled at once
         self.workers = [BusWorker(bus, {d.name: instantiate(d, cfg.drivers)
                                         for d in bus.devices}, self.pipeline.submit,
-                                  on_tick_end=self.pipeline.tick_end, clock=clock)
+                                  on_tick_end=self.pipeline.tick_end, clock=clock,
+                                  polled=self.outbox.slots)
                         for bus in cfg.buses]
         if cfg.mqtt is not None:
             self.publisher = Publisher(cfg.mqtt, self.outbox, site=cfg.site, rtu=cfg.rtu,
@@ -352,6 +409,31 @@ class Daemon:
         from .alarms.wiring import attach
 
         attach(self)  # THE hook: each wraps outbox.add, seeing every accepted reading
+
+    def _load_processing(self) -> None:
+        """NumPy, Numba and the kernels (from the cache when warm), then the processor;
+        while this runs, readings of chained channels wait in the pipeline."""
+        try:
+            from .processing.loader import load
+
+            processor, seconds = load(self.cfg, self.state_dir,
+                                      now=None if self.clock is None else self.clock.time())
+        except Exception as err:  # never the acquisition: chained readings pass as they are
+            log.error("processing_unavailable", error=f"{type(err).__name__}: {err}",
+                      hint="readings are published unprocessed; see daq check")
+            self.pipeline.processing_failed = True
+            self.pipeline.processing_ready()
+            return
+        held = len(self.pipeline._held)
+        self.processor = self.pipeline.processor = processor
+        self.pipeline.processing_ready()
+        log.info("processing_kernels_ready", seconds=round(seconds, 3), held=held)
+
+    def wait_processing(self, timeout: float) -> bool:
+        """True once the processor is loaded (or there is none to load)."""
+        if self._loader is not None and self._loader.is_alive():
+            self._loader.join(timeout)
+        return self._loader is None or not self._loader.is_alive()
 
     def _wake_publisher(self) -> None:
         if self.publisher is not None:
@@ -454,6 +536,8 @@ class Daemon:
     # -- life cycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        if self._loader is not None:
+            self._loader.start()  # first: the longest part of a start with chains
         self.control.start()
         if self.alarms is not None:
             self.alarms.start()
@@ -525,6 +609,8 @@ class Daemon:
             w.join(5.0)
         if self.gnss is not None:
             self.gnss.stop()  # commits a solve in progress before the outbox closes
+        if self._loader is not None and self._loader.ident is not None:
+            self.wait_processing(60.0)  # what it holds goes through the chains
         self.pipeline.stop()  # commits what was polled: accepted before we go
         if self.processor is not None:  # what the despikers hold; window state saved
             try:

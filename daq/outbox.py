@@ -12,8 +12,10 @@ moves the watermark ``pending`` may read to; so a power cut can roll back only r
 no subscriber has seen (their seq may be given again, harmlessly), and the downtime gap
 records of the restart cover them, because the devices' last polled instants roll back
 with them. A commit costs the fsync of at least one 4 kB file-system block, so the
-pipeline syncs every ``sync_interval`` (and at once for alarms and results), not every
-commit: a kill -9 loses nothing committed; a power cut at most ``sync_interval``.
+pipeline syncs every ``sync_interval`` (and at once for alarms and results, and for the
+first commit after opening, so the first reading of a start leaves without waiting one
+interval), not every commit: a kill -9 loses nothing committed; a power cut at most
+``sync_interval``.
 
 A file SQLite cannot read (truncated, foreign, corrupt) is set aside under a new name and
 a fresh outbox started: acquisition never stops on a damaged file (``Outbox.set_aside``).
@@ -139,6 +141,7 @@ class Outbox:
         self.sync_interval = sync_interval
         self._wal_fd: int | None = None
         self.sync()
+        self.synced_at = -math.inf  # the first commit of this run is synced at once
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)

@@ -131,23 +131,32 @@ def test_summaries_after_broker_and_daemon_restarts_are_correct_or_marked(
 
 
 def test_no_chain_no_numba(tmp_path: Path) -> None:
-    """A daemon with no chain configured does not import Numba (NumPy comes in today with
-    the in-tree NMEA driver's module, which driver discovery loads: not this package's)."""
+    """A daemon with no chain configured imports neither Numba nor NumPy (the NMEA
+    driver's session statistics are plain Python); with chains, the kernels load in the
+    background once the daemon starts, and readings of chained channels wait for them."""
     code = ("import sys; from daq.config import load; from daq.daemon import Daemon; "
             f"cfg = load({str(config(tmp_path / 'c.yaml', chains=False))!r}); "
             f"Daemon(cfg, state_dir={str(tmp_path / 's')!r}); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'numba' "
+            "import daq_drivers.nmea; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'numpy') "
             "or m.startswith('daq.processing.') and not m.endswith('.config')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
     cfg = config(tmp_path / "c2.yaml")
+    doc = yaml.safe_load(cfg.read_text())
+    doc.pop("mqtt")  # no broker: readings stay in the outbox
+    cfg.write_text(yaml.safe_dump(doc))
     code = ("import sys; from daq.config import load; from daq.daemon import Daemon; "
-            f"cfg = load({str(cfg)!r}); Daemon(cfg, state_dir={str(tmp_path / 's2')!r}); "
-            "print('numba' in sys.modules)")
+            f"d = Daemon(load({str(cfg)!r}), state_dir={str(tmp_path / 's2')!r}); "
+            "print('built', 'numba' in sys.modules); d.start(); ok = d.wait_processing(300); "
+            "print('loaded', ok, d.processor is not None, 'numba' in sys.modules, "
+            "'scipy.linalg' in sys.modules); d.request_stop(); d.shutdown()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True)
-    assert out.stdout.strip().endswith("True")  # and compiled before the first poll
+    lines = out.stdout.splitlines()
+    assert "built False" in lines  # nothing of it while the daemon is built
+    assert "loaded True True True False" in lines  # SciPy stayed out (loader.py)
     assert "processing_kernels_ready" in out.stdout
 
 

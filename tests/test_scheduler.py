@@ -151,3 +151,38 @@ def test_backoff_survives_a_backward_clock_step() -> None:
         w.join(5)
     assert w.states["dead"].up is True, "still backing off after the clock went back"
     assert results[-1].ok
+
+
+def test_a_start_polls_at_once_each_device_whose_slot_holds_no_poll() -> None:
+    """``polled`` (each device's last committed poll, from the outbox): a device never
+    polled, or last polled in an earlier slot, is polled as soon as the worker runs; one
+    already polled in the current slot waits for its next aligned slot."""
+    hour = 3600.0
+    base = 500_000 * hour + 1234.5  # mid-slot: the next hourly slot is 2365.5 s away
+    m0 = time.monotonic()
+
+    def wall() -> float:
+        return base + (time.monotonic() - m0)
+
+    devs = [device("fresh", hour), device("earlier", hour), device("done", hour)]
+    bus = BusConfig("b", "modbus_tcp", "127.0.0.1:1", 9600, 8, "N", 1, 0.1, 0, tuple(devs))
+    drivers = {d.name: Counter(d.name, 1, {}) for d in devs}
+    results: list[PollResult] = []
+    two = threading.Event()
+
+    def sink(r: PollResult) -> None:
+        results.append(r)
+        if len(results) >= 2:
+            two.set()
+
+    w = BusWorker(bus, dict(drivers), sink, opener=lambda b: object(), wall=wall,
+                  polled={"earlier": base - hour, "done": base - 600.0})
+    w.start()
+    try:
+        assert two.wait(30)
+    finally:
+        w.stop()
+        w.join(5)
+    assert sorted(r.device.name for r in results) == ["earlier", "fresh"]
+    assert all(r.ok and r.ts.timestamp() // hour == base // hour for r in results)
+    assert drivers["done"].polls == []

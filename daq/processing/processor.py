@@ -188,7 +188,8 @@ class Processor:
 
 
 def warm(processing: dict[str, Any] | None = None) -> float:
-    """Compile (or load from NUMBA_CACHE_DIR) the kernels before the first poll: those the
+    """Compile (or load from NUMBA_CACHE_DIR) the kernels before the first chained sample
+    (the daemon: in the background, daq/processing/loader.py): those the
     configured chains use (each loaded kernel costs memory), or all of them."""
     import numpy as np
 

@@ -27,10 +27,9 @@ session joined near its end, flag ``partial_session``).
 
 from __future__ import annotations
 
+import statistics
 from itertools import pairwise
 from typing import Any, ClassVar
-
-import numpy as np
 
 from daq.driver import ChannelSpec, Driver
 from daq.errors import NoResponse, ProtocolError
@@ -195,7 +194,7 @@ class NmeaDriver(Driver):
         steps = [b - a for a, b in pairwise(times) if b > a]
         if not steps:
             return False                    # one instant of a session is not a session
-        expected = self.session / float(np.median(steps))
+        expected = self.session / statistics.median(steps)
         return fixed >= self.min_fixed_ratio * expected
 
     def _enu(self, g: nmea.Gga) -> tuple[float, float, float] | None:
