@@ -125,7 +125,10 @@ class Processor:
         for k in ("start", "end"):
             rep[k] = datetime.fromtimestamp(rep[k], UTC).isoformat().replace("+00:00", "Z")
         r = Reading(device="daq", channel="report/daily", quantity="missing_rate",
-                    value=rep["fr"], unit="1", quality=Quality.GOOD,
+                    value=rep["fr"], unit="1",
+                    # nothing was expected in the part of the day covered (a start moments
+                    # before its end): FR is undefined, never a good value
+                    quality=Quality.GOOD if rep["fr"] is not None else Quality.BAD,
                     ts=datetime.now(UTC), lane=Lane.RESULT, extra={"report": rep})
         return ("report/daily", r)
 
