@@ -84,3 +84,24 @@ def denied(path: str | os.PathLike[str], mode: int = os.R_OK) -> str:
         return (f"{head}; members of group {group} may: `sudo usermod -aG {group} {me}`, "
                 "then log in again, or run the command with sudo")
     return f"{head}; only {owner} may: run the command with sudo"
+
+
+def refused(path: str | os.PathLike[str], mode: int = os.R_OK) -> str | None:
+    """:func:`denied` when this user may not reach ``path`` or open it for ``mode`` (a
+    directory to list: ``os.R_OK | os.X_OK``); None when they may, or when it is not there
+    (that is said otherwise, e.g. with :func:`missing_dir`)."""
+    if not present(path):
+        return None
+    where, need = blocker(path, mode)
+    return None if os.access(where, need) else denied(path, mode)
+
+
+def missing_dir(path: str | os.PathLike[str]) -> str:
+    """`` (the directory /var/lib/daq does not exist)`` when a directory on the way to
+    ``path`` is missing, else ``""``: the end of a "no such file" message, so that a state
+    directory that is not there is said as such."""
+    target = Path(os.path.abspath(path))
+    for d in reversed(target.parents):
+        if not present(d):
+            return f" (the directory {d} does not exist)"
+    return ""

@@ -346,6 +346,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except BrokenPipeError:
         return EXIT_OK
+    except ModuleNotFoundError as err:  # a dependency this user's Python cannot import
+        package = (err.name or "").partition(".")[0]
+        if package in ("", "daq", "daq_drivers"):
+            raise  # our own code is broken: say so loudly
+        print(f"daq {args.command}: this command needs the Python package {package}, "
+              f"which {sys.executable} cannot import here ({err}): is damwatch-daq "
+              "installed with its dependencies where this user may read them? "
+              "(`pip install damwatch-daq`, or run the command with sudo)", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

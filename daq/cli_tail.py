@@ -135,7 +135,7 @@ def draw(board: Board, title: str, out: TextIO) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .control import RequestError
-    from .control_client import Client, ControlDenied, ControlUnavailable, find_socket
+    from .control_client import ControlDenied, ControlUnavailable, connect
 
     state = None
     if args.config and not args.state_dir:
@@ -147,11 +147,10 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as err:
             print(f"daq tail: {args.config}: {err}", file=sys.stderr)
             return 2
-    sock = find_socket(args.state_dir, state)
     filters = {k: v for k, v in (("device", args.device), ("sensor", args.sensor)) if v}
     live = sys.stdout.isatty() and not (args.plain or args.json)
     try:
-        with Client(sock) as c:
+        with connect(args.state_dir, state) as c:
             info = c.call("status")
             title = f"daq tail — site {info['site']} rtu {info['rtu']}"
             events = c.stream("subscribe", **filters)

@@ -100,6 +100,20 @@ def find_socket(state_dir: str | None = None, config_state_dir: str | None = Non
                 socket_path(dirs[0]))
 
 
+def connect(state_dir: str | None = None, config_state_dir: str | None = None,
+            timeout: float = 30.0) -> Client:
+    """A client on the running daemon's socket, the first of :func:`candidate_dirs` that
+    holds one; when none does, ControlUnavailable names every directory looked in, and
+    says which of them do not exist (a wrong ``--state-dir``, a daemon never started)."""
+    dirs = list(dict.fromkeys(candidate_dirs(state_dir, config_state_dir)))
+    found = next((socket_path(d) for d in dirs if present(socket_path(d))), None)
+    if found is None:
+        where = " nor in ".join(str(d) + ("" if present(d) else " (which does not exist)")
+                                for d in dirs)
+        raise ControlUnavailable(f"no daemon answers: there is no control socket in {where}")
+    return Client(found, timeout=timeout)
+
+
 def running_daemon(state_dir: str | None = None,
                    config_state_dir: str | None = None) -> dict[str, Any] | None:
     """The status of a daemon that is running (fresh status file, live pid), if any."""

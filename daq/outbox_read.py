@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .access import denied, present
+from .access import denied, missing_dir, present
 from .model import Lane, parse_ts
 from .outbox import TABLES, Row, decode_row
 
@@ -39,7 +39,7 @@ class OutboxReader:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if not present(self.path):
-            raise OutboxUnreadable(f"no outbox at {self.path}")
+            raise OutboxUnreadable(f"no outbox at {self.path}{missing_dir(self.path)}")
         if not os.access(self.path, os.R_OK):  # sqlite3 would say "unable to open"
             raise OutboxUnreadable(f"cannot read the outbox {self.path}: "
                                    f"{denied(self.path)}")

@@ -29,7 +29,10 @@ def read_status(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     try:
         status = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return None, f"no status file at {path}: is the daemon running with this state dir?"
+        from .access import missing_dir
+
+        return None, (f"no status file at {path}{missing_dir(path)}: is the daemon running "
+                      "with this state dir?")
     except PermissionError:
         from .access import denied
 

@@ -60,15 +60,14 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _socket(args: argparse.Namespace) -> Any:
-    from ..control_client import find_socket
-
+def _where(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(--state-dir, the configuration's state_dir): where the daemon's socket may be."""
     state = None
     if args.config and not args.state_dir:
         from .. import config
 
         state = config.load(args.config).state_dir
-    return find_socket(args.state_dir, state)
+    return args.state_dir, state
 
 
 def request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -101,17 +100,17 @@ def _login() -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..control import RequestError
-    from ..control_client import Client, ControlDenied, ControlUnavailable
+    from ..control_client import ControlDenied, ControlUnavailable, connect
     from ..errors import ConfigError
 
     try:
         cmd, body = request(args)
-        sock = _socket(args)
+        where = _where(args)
     except (ValueError, ConfigError) as err:
         print(f"daq alarm: {err}", file=sys.stderr)
         return 2
     try:
-        with Client(sock, timeout=30.0) as c:
+        with connect(*where, timeout=30.0) as c:
             out = c.call(cmd, **body)
     except (ControlUnavailable, ControlDenied) as err:
         print(f"daq alarm: {err} (alarm commands need the running daemon)", file=sys.stderr)

@@ -59,7 +59,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..control import RequestError
-    from ..control_client import Client, ControlDenied, ControlUnavailable, find_socket
+    from ..control_client import ControlDenied, ControlUnavailable, connect
+    from ..errors import ConfigError
 
     try:
         points = [[float(x) for x in p.split("=", 1)] for p in args.point]
@@ -72,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
     if args.config and not args.state_dir:
         from .. import config
 
-        state = config.load(args.config).state_dir
+        try:
+            state = config.load(args.config).state_dir
+        except ConfigError as err:
+            print(f"daq calibrate: {err}", file=sys.stderr)
+            return 2
     if args.method == "history":
         cmd, body = "calibration_history", {"sensor": args.sensor}
     else:
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             body["points"] = points
         cmd = "calibrate"
     try:
-        with Client(find_socket(args.state_dir, state), timeout=30.0) as c:
+        with connect(args.state_dir, state, timeout=30.0) as c:
             out = c.call(cmd, **body)
     except (ControlUnavailable, ControlDenied) as err:
         print(f"daq calibrate: {err} (calibration needs the running daemon)", file=sys.stderr)

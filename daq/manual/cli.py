@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..access import denied, present
+from ..access import denied, missing_dir, present
 from ..tables import render
 
 
@@ -138,11 +138,11 @@ def run(args: argparse.Namespace) -> int:
 
 def send(cfg: Any, args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
     from ..control import RequestError
-    from ..control_client import Client, ControlDenied, ControlUnavailable, find_socket
+    from ..control_client import ControlDenied, ControlUnavailable, connect
 
     done = []
     try:
-        with Client(find_socket(args.state_dir, cfg.state_dir), timeout=30.0) as c:
+        with connect(args.state_dir, cfg.state_dir, timeout=30.0) as c:
             for it in items:
                 done.append(c.call("manual_add", **it))
     except (ControlUnavailable, ControlDenied) as err:
@@ -174,7 +174,7 @@ def report(cfg: Any, args: argparse.Namespace) -> int:
         raise BadInput(f"{args.sensor!r} takes no manual readings in {cfg.source}")
     db = Path(args.state_dir or cfg.state_dir) / "outbox.sqlite3"
     if not present(db):
-        raise BadInput(f"no daemon state in {db.parent}")
+        raise BadInput(f"no daemon state in {db.parent} (no {db.name}){missing_dir(db)}")
     if not os.access(db, os.R_OK):
         raise BadInput(f"cannot read {db}: {denied(db)}")
     store = ManualStore(db, readonly=True)

@@ -5,8 +5,8 @@ a chart in the terminal, then the last filtered value and velocity; ``--csv`` or
 ``--json`` print the same data for scripts. Read from
 ``<state dir>/gnss_points/<point>.series.jsonl`` (written by the daemon; safe to read
 while it runs). ``--since`` takes a UTC date/time (``2026-11-20``, ``2026-11-20T06:00``)
-or an age (``12h``, ``7d``). Exit codes: 0 ok, 2 bad input (unknown point, no series,
-bad ``--since``).
+or an age (``12h``, ``7d``). Exit codes: 0 ok, 1 a series this user may not read (who
+may is said), 2 bad input (unknown point, no series, bad ``--since``).
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from daq.access import missing_dir, refused
 from daq.gnss.gnss_config import POINT_RE
 
 from .series_chart import AXES, chart, latest, legend, utc_of
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([hd])$")
 
 
@@ -69,17 +70,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"daq: bad point name {args.point!r}", file=sys.stderr)
         return EXIT_BAD_INPUT
     points_dir = Path(args.state_dir) / "gnss_points"
+    path = history_path(points_dir, args.point)
     try:
         t_min = None if args.since is None else since_days(args.since)
+        if (why := refused(path)) is not None:
+            print(f"daq: cannot read the series of {args.point} {path}: {why}",
+                  file=sys.stderr)
+            return EXIT_FAILURE
         rows, bad = read_history(points_dir, args.point)
     except ValueError as err:
         print(f"daq: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except FileNotFoundError:
-        print(f"daq: no series for point {args.point!r} "
-              f"({history_path(points_dir, args.point)} does not exist; give --state-dir)",
-              file=sys.stderr)
+        print(f"daq: no series for point {args.point!r} ({path} does not exist; give "
+              f"--state-dir){missing_dir(path)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except PermissionError as err:  # lost a race with a chmod: still in words
+        print(f"daq: cannot read the series of {args.point} {path}: {err.strerror}",
+              file=sys.stderr)
+        return EXIT_FAILURE
     if bad:
         print(f"daq: {bad} unreadable line(s) skipped in "
               f"{history_path(points_dir, args.point)}", file=sys.stderr)

@@ -3,7 +3,8 @@ as RINEX 3.04 observation + navigation files.
 
 Sessions live under ``<state dir>/gnss/``. Both commands open the store read-only, so they
 are safe while the daemon is writing. Exit codes: 0 ok, 1 runtime failure (e.g. cannot
-write the RINEX files), 2 bad input (unknown state dir, malformed or unknown session id).
+write the RINEX files, a state directory this user may not read: who may is said),
+2 bad input (unknown state dir, malformed or unknown session id).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daq.access import denied, present, refused
 from daq.gnss.gnss_config import POINT_RE
 from daq.tables import render
 
@@ -28,15 +30,31 @@ def _default_state_dir() -> str:
     return os.environ.get("STATE_DIRECTORY", "/var/lib/daq")
 
 
-def _store(args: argparse.Namespace) -> SessionStore | None:
+def _store(args: argparse.Namespace) -> SessionStore | int:
+    """The session store, or the exit code after saying why there is none. Who may read
+    it is checked before the store (numpy) is loaded."""
     state = Path(args.state_dir)
-    if not state.is_dir():
+    if not present(state):
         print(f"daq: state directory {state} does not exist (give --state-dir)",
               file=sys.stderr)
-        return None
+        return EXIT_BAD_INPUT
+    why = refused(state / "gnss", os.R_OK | os.X_OK)
+    if why is not None:
+        print(f"daq: cannot read the GNSS sessions {state / 'gnss'}: {why}", file=sys.stderr)
+        return EXIT_FAILURE
+    if not state.is_dir():
+        print(f"daq: {state} is not a directory (give --state-dir)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     from daq.gnss.sessions.store import SessionStore
 
     return SessionStore(state / "gnss", readonly=True)
+
+
+def _unreadable(err: PermissionError) -> int:
+    """A session file deeper in the store this user may not read (its directory they may)."""
+    name = err.filename or "a file of the session store"
+    print(f"daq: cannot read {name}: {denied(name)}", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def run_sessions(args: argparse.Namespace) -> int:
@@ -45,9 +63,12 @@ def run_sessions(args: argparse.Namespace) -> int:
         print(f"daq: bad point name {args.point!r}", file=sys.stderr)
         return EXIT_BAD_INPUT
     store = _store(args)
-    if store is None:
-        return EXIT_BAD_INPUT
-    infos = store.list(args.point) if store.root.is_dir() else []
+    if isinstance(store, int):
+        return store
+    try:
+        infos = store.list(args.point) if store.root.is_dir() else []
+    except PermissionError as err:
+        return _unreadable(err)
     if args.json:
         print(json.dumps([i.to_json() for i in infos], indent=1))
         return EXIT_OK
@@ -68,6 +89,9 @@ def run_sessions(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export one session to ``--rinex DIR`` as RINEX 3.04 obs + nav."""
+    store = _store(args)  # first: a state directory this user may not read is said so
+    if isinstance(store, int):
+        return store
     from daq.gnss.sessions.store import parse_session_id
 
     try:
@@ -75,15 +99,18 @@ def run_export(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"daq: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    store = _store(args)
-    if store is None:
-        return EXIT_BAD_INPUT
     try:
         obs_path, nav_path = store.export(args.session, args.rinex)
     except KeyError:
         print(f"daq: no session {args.session} under {store.root} "
               "(see 'daq gnss sessions')", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except PermissionError as err:
+        if err.filename and Path(err.filename).is_relative_to(store.root):
+            return _unreadable(err)
+        print(f"daq: cannot write RINEX files to {args.rinex}: "
+              f"{denied(err.filename or args.rinex, os.W_OK)}", file=sys.stderr)
+        return EXIT_FAILURE
     except OSError as err:
         print(f"daq: cannot write RINEX files to {args.rinex}: {err}", file=sys.stderr)
         return EXIT_FAILURE
