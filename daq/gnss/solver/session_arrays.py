@@ -148,6 +148,7 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
         raise ValueError("no common epochs with usable satellites in the chosen window")
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     epoch = np.concatenate(ep_of)
+    del parts, ep_of             # the per-epoch pieces: a copy of ``cat`` (memory peak)
     pos_r, clk_r, ok_r = orbits.transmission_states(names, cat["tr"], cat["cr"][:, 0])
     pos_b, clk_b, ok_b = orbits.transmission_states(names, cat["tb"], cat["cb"][:, 0])
     good = ok_r & ok_b
@@ -170,6 +171,7 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
             if pair is not None:
                 lam[rows, b] = wavelength(s[0], pair[1])
     pos_b, clk_b = pos_b[good], clk_b[good]
+    pos_r, clk_r = pos_r[good], clk_r[good]
     rng_b, unit_b = geometric_range(pos_b, np.broadcast_to(base_xyz, pos_b.shape))
     el_b = _elevations(unit_b, base_xyz)
     lat_b, _, h_b = ecef_to_geodetic(base_xyz)
@@ -178,6 +180,7 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
     sd_phase = lam * (cat["pr"][good] - cat["pb"][good])
     sd_code = cat["cr"][good] - cat["cb"][good]
     lli = cat["lli"][good].astype(np.uint8)
+    del cat
     arc, arc_sat, arc_band, slips = _make_arcs(times[epoch], sat, sd_phase, sd_code, lli,
                                                max_gap_s, gf_jump_m, mp_jump_m)
     sats_list = [""] * len(sat_index)
@@ -186,7 +189,7 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
     return SessionArrays(
         t0=t0, epoch_times=times, epoch_start=starts.astype(np.int64), sats=sats_list,
         sat=sat, system=np.array([SYSTEM_INDEX[s[0]] for s in names], dtype=np.int64),
-        sat_pos=pos_r[good], sat_clk=clk_r[good], base_model=base_model, base_el=el_b,
+        sat_pos=pos_r, sat_clk=clk_r, base_model=base_model, base_el=el_b,
         lam=lam, sd_phase=np.where(arc >= 0, sd_phase, np.nan), sd_code=sd_code, arc=arc,
         n_arcs=len(arc_sat), arc_sat=np.array(arc_sat, np.int64),
         arc_band=np.array(arc_band, np.int64), doy=doy, codes=codes, slips=slips)
