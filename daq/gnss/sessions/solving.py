@@ -255,7 +255,8 @@ class SessionSolver(threading.Thread):
             opts = SolverOptions(systems=p.systems, elevation_mask_deg=p.elevation_mask_deg,
                                  ratio_threshold=p.ratio_threshold)
             try:
-                sol = solve_baseline(rover, ref, _merge_nav(nav_b, nav_r), xyz, opts)
+                sol = solve_baseline(rover, ref, _merge_nav(nav_b, nav_r), xyz, opts,
+                                     consume=True)   # loaded for this solve only
             except ValueError as err:   # no epochs in common, nothing to solve
                 return SessionOutcome(**base, solution=None, verdict=NO_REFERENCE_DATA,
                                       detail=str(err), base_xyz=xyz, base_xyz_source=source)

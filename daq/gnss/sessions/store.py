@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import structlog
 
@@ -346,11 +346,12 @@ class SessionStore:
             if (cur := self._open.get(path.parent.name)) is not None:
                 cur.fh.flush()
             header, epochs, nav = ObsHeader(marker_name=path.parent.name), [], NavData()
+            shared: dict[Any, Any] = {}
             for kind, payload, _end in records(path):
                 if kind == b"H":
                     header = sio.decode_header(payload)
                 elif kind == b"O":
-                    epochs.append(sio.decode_epoch(payload))
+                    epochs.append(sio.decode_epoch(payload, shared))
                 elif kind == b"N":
                     nav.ephemerides.append(sio.decode_ephemeris(payload))
             return ObsData(header, epochs), nav

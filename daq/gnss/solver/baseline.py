@@ -111,8 +111,13 @@ class BaselineSolution:
 def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavData],
                    base_xyz: Iterable[float], options: SolverOptions | None = None,
                    start: float | None = None, end: float | None = None,
-                   progress: Progress | None = None) -> BaselineSolution:
+                   progress: Progress | None = None, *, consume: bool = False
+                   ) -> BaselineSolution:
     """Solve the static baseline base → rover over the common epochs in [start, end].
+
+    ``consume``: the epochs of ``rover`` and ``base`` are released (their lists emptied)
+    as they are assembled, for a caller that loaded them only for this solve: the peak
+    memory is then that of the solver's arrays, not of those plus the observations.
 
     Raises ValueError on unusable input (bad base coordinate, no common epochs); a session
     that cannot be fixed is returned with ``fixed=False`` and its verdict.
@@ -133,7 +138,7 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
     max_gap = opts.max_gap_s if opts.max_gap_s is not None else 5.5 * interval
     arr = assemble(rover, base, orbits, xb, opts.systems, opts.frequencies, start, end,
                    math.radians(opts.elevation_mask_deg), max_gap, opts.gf_jump_m,
-                   opts.mp_jump_m)
+                   opts.mp_jump_m, consume=consume)
     report(0.3, "float")
     model = SessionModel(arr, math.radians(opts.elevation_mask_deg), opts.phase_sigma_a_m,
                          opts.phase_sigma_b_m, opts.code_factor)

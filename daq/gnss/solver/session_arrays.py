@@ -18,6 +18,7 @@ instance GPS L2: P, Y, W, C, M, N, D, S, L, X) among the codes both headers list
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,26 +103,35 @@ def _epoch_columns(ep: ObsEpoch, sats: list[str], codes: dict[tuple[str, int], t
 def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
              base_xyz: NDArray[np.float64], systems: str, n_bands: int,
              t_start: float | None, t_end: float | None, min_base_el: float,
-             max_gap_s: float, gf_jump_m: float, mp_jump_m: float) -> SessionArrays:
+             max_gap_s: float, gf_jump_m: float, mp_jump_m: float, *,
+             consume: bool = False) -> SessionArrays:
     """Build :class:`SessionArrays` (times ``t_start``/``t_end`` in GPST seconds).
 
     ``min_base_el`` is accepted for symmetry with the rover mask, which the solver
-    applies (both receivers must see a satellite above the mask)."""
+    applies (both receivers must see a satellite above the mask).
+
+    ``consume``: empty ``rover.epochs`` and ``base.epochs`` while reading them, each
+    epoch released once its rows are taken, so that the observations and the arrays
+    built from them are not both held at once (the session solver's case). Rover epoch
+    times must then be strictly increasing, as the session store writes them."""
     t0 = orbits.t0
     codes = pick_codes(rover, base, systems, n_bands)
     base_by_t = {round(e.time.gps_seconds, 2): e for e in base.epochs if e.flag <= 1}
+    if consume:
+        base.epochs.clear()
+    take = base_by_t.pop if consume else base_by_t.get
     sat_index: dict[str, int] = {}
     names: list[str] = []
     parts: dict[str, list[NDArray[np.float64]]] = {k: [] for k in (
         "tr", "tb", "cr", "cb", "pr", "pb", "lli")}
     ep_of: list[NDArray[np.int64]] = []
     ep_times: list[float] = []
-    for ep in rover.epochs:
+    for ep in (_drain(rover.epochs) if consume else rover.epochs):
         t = ep.time.gps_seconds
         if ep.flag > 1 or (t_start is not None and t < t_start - 1e-3) or \
                 (t_end is not None and t > t_end + 1e-3):
             continue
-        bep = base_by_t.get(round(t, 2))
+        bep = take(round(t, 2), None)
         if bep is None or abs(bep.time.gps_seconds - t) > TIME_MATCH_S:
             continue
         common = [s for s in ep.sats if s[0] in systems and (s[0], 0) in codes
@@ -193,6 +203,13 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
         lam=lam, sd_phase=np.where(arc >= 0, sd_phase, np.nan), sd_code=sd_code, arc=arc,
         n_arcs=len(arc_sat), arc_sat=np.array(arc_sat, np.int64),
         arc_band=np.array(arc_band, np.int64), doy=doy, codes=codes, slips=slips)
+
+
+def _drain(epochs: list[ObsEpoch]) -> Iterator[ObsEpoch]:
+    """Each epoch in order, removed from the list as it is handed out."""
+    epochs.reverse()
+    while epochs:
+        yield epochs.pop()
 
 
 def _elevations(unit: NDArray[np.float64], rcv_xyz: NDArray[np.float64]) -> NDArray[np.float64]:
