@@ -119,6 +119,22 @@ def decode_epoch(payload: bytes, shared: dict[Any, Any] | None = None) -> ObsEpo
     return ep
 
 
+def keep_systems(ep: ObsEpoch, systems: str, shared: dict[Any, Any]) -> ObsEpoch:
+    """The epoch's satellites of ``systems`` only, without the codes none of them has a
+    value, LLI or SSI in (what a solver of those systems reads, and less to hold)."""
+    rows = [i for i, s in enumerate(ep.sats) if s[0] in systems]
+    if not ep.sats or len(rows) == len(ep.sats) and not np.isnan(ep.values).all(axis=0).any():
+        return ep
+    v, lli, ssi = ep.values[rows], ep.lli[rows], ep.ssi[rows]
+    cols = np.nonzero((~np.isnan(v) | (lli != 0) | (ssi != 0)).any(axis=0))[0]
+    out = ObsEpoch(ep.time, _shared(shared, tuple(ep.sats[i] for i in rows)),
+                   _shared(shared, tuple(ep.codes[j] for j in cols)),
+                   np.ascontiguousarray(v[:, cols]), np.ascontiguousarray(lli[:, cols]),
+                   np.ascontiguousarray(ssi[:, cols]), ep.flag)
+    out.clock_offset, out.event_lines = ep.clock_offset, ep.event_lines
+    return out
+
+
 def _shared(shared: dict[Any, Any], names: tuple[str, ...]) -> tuple[str, ...]:
     got: tuple[str, ...] | None = shared.get(names)
     if got is None:

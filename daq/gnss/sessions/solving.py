@@ -239,9 +239,9 @@ class SessionSolver(threading.Thread):
     def _attempt(self, p: PointConfig, session_id: str, ref_id: str,
                  base: dict[str, Any]) -> SessionOutcome:
         try:
-            rover, nav_r = self.store.load(session_id)
+            rover, nav_r = self.store.load(session_id, p.systems)
             try:
-                ref, nav_b = self.store.load(ref_id)
+                ref, nav_b = self.store.load(ref_id, p.systems)
             except KeyError:
                 return SessionOutcome(**base, solution=None, verdict=NO_REFERENCE_DATA,
                                       detail=f"no session {ref_id}")
