@@ -123,7 +123,9 @@ def keep_systems(ep: ObsEpoch, systems: str, shared: dict[Any, Any]) -> ObsEpoch
     """The epoch's satellites of ``systems`` only, without the codes none of them has a
     value, LLI or SSI in (what a solver of those systems reads, and less to hold)."""
     rows = [i for i, s in enumerate(ep.sats) if s[0] in systems]
-    if not ep.sats or len(rows) == len(ep.sats) and not np.isnan(ep.values).all(axis=0).any():
+    if not ep.sats:
+        return ep
+    if len(rows) == len(ep.sats) and not np.isnan(ep.values).all(axis=0).any():
         return ep
     v, lli, ssi = ep.values[rows], ep.lli[rows], ep.ssi[rows]
     cols = np.nonzero((~np.isnan(v) | (lli != 0) | (ssi != 0)).any(axis=0))[0]
