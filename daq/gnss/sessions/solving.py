@@ -34,6 +34,7 @@ from daq.gnss.obs import GNSSTime, NavData
 from daq.gnss.rinex.writer import observed_types
 from daq.gnss.solver.baseline import SolverOptions, solve_baseline, warm_kernels
 from daq.gnss.solver.deformation import ReferenceEpoch
+from daq.gnss.solver.heap import release_free_memory
 from daq.model import Reading
 from daq.outbox import Outbox
 
@@ -219,6 +220,7 @@ class SessionSolver(threading.Thread):
                     device=self.devices.get(p.name, p.name))
         t0 = time.monotonic()
         outcome = self._attempt(p, session_id, ref_id, base)
+        release_free_memory()    # the idle service's RSS back near its pre-solve figure
         items, info = readings(outcome)
         state = self.points[p.name]
         items += update_series(state, outcome, self.cfg.sessions.hours, self.dir)

@@ -31,6 +31,7 @@ from daq.gnss.obs import NavData, ObsData
 from .ambiguity import AmbiguityError, lambda_search, validate_fix
 from .ephemeris import BroadcastOrbits
 from .geodesy import ecef_delta_to_enu, enu_covariance
+from .heap import release_free_memory
 from .session_arrays import SYSTEM_INDEX, SessionArrays, assemble, split_arcs
 from .session_model import SessionModel, datums, residual_jumps
 
@@ -116,8 +117,9 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
     """Solve the static baseline base → rover over the common epochs in [start, end].
 
     ``consume``: the epochs of ``rover`` and ``base`` are released (their lists emptied)
-    as they are assembled, for a caller that loaded them only for this solve: the peak
-    memory is then that of the solver's arrays, not of those plus the observations.
+    as they are assembled, and their heap handed back to the kernel, for a caller that
+    loaded them only for this solve: the solve's memory is then that of its arrays, not
+    of those plus the observations.
 
     Raises ValueError on unusable input (bad base coordinate, no common epochs); a session
     that cannot be fixed is returned with ``fixed=False`` and its verdict.
@@ -139,6 +141,8 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
     arr = assemble(rover, base, orbits, xb, opts.systems, opts.frequencies, start, end,
                    math.radians(opts.elevation_mask_deg), max_gap, opts.gf_jump_m,
                    opts.mp_jump_m, consume=consume)
+    if consume:
+        release_free_memory()    # the consumed epochs' heap, before the solve's arrays
     report(0.3, "float")
     model = SessionModel(arr, math.radians(opts.elevation_mask_deg), opts.phase_sigma_a_m,
                          opts.phase_sigma_b_m, opts.code_factor)
@@ -161,10 +165,12 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
     report(0.7, "ambiguities")
     x_float = xr.copy()
     terms = model.terms(xr, amb)
+    rms, valid = model.residual_rms(terms), terms[4]
+    del terms                  # not held through the fixed solution's iterations
     n_amb = npar - 3
     cov = qmat[:3, :3]
     verdict, ratio, detail, n_fixed = "no fix", float("nan"), "", 0
-    med_sats = _median_dd_satellites(arr, terms[4])
+    med_sats = _median_dd_satellites(arr, valid)
     if n_amb < opts.min_ambiguities or med_sats < 4:
         verdict = "too few satellites"
         detail = f"{n_amb} ambiguities, median {med_sats} satellites per epoch"
@@ -182,15 +188,17 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
             free[free >= 0] = 3 + np.arange(int(np.sum(free >= 0)))
             npar_fix = 3 + int(np.sum(free >= 0))
             xf, af, qf = model.gauss_newton(xr, amb_fix, free, npar_fix, tol=1e-6)
-            rms = model.residual_rms(model.terms(xf, af))
+            fixed_terms = model.terms(xf, af)
+            rms_fix = model.residual_rms(fixed_terms)
             if qf is None:
                 verdict, detail = "no fix", "fixed solution is singular"
-            elif rms > opts.max_fixed_rms_m:
-                verdict, detail = "no fix", f"fixed residual RMS {rms * 1000:.1f} mm too large"
+            elif rms_fix > opts.max_fixed_rms_m:
+                verdict, detail = "no fix", \
+                    f"fixed residual RMS {rms_fix * 1000:.1f} mm too large"
             else:
                 xr, amb, cov, n_fixed = xf, af, qf[:3, :3], int(subset.shape[0])
-                terms = model.terms(xr, amb)
-    rms = model.residual_rms(terms)
+                rms, valid = rms_fix, fixed_terms[4]
+            del fixed_terms
     report(1.0, "done")
     if n_fixed == 0:      # no millimetre answer without a fix: only float_enu says where
         xr, cov = np.full(3, np.nan), np.full((3, 3), np.nan)
@@ -199,8 +207,8 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
         verdict=verdict, fixed=n_fixed > 0, ratio=ratio, baseline_xyz=bl, rover_xyz=xr,
         base_xyz=xb, enu=ecef_delta_to_enu(bl, xb), cov_xyz=cov,
         cov_enu=enu_covariance(cov, xb), float_enu=ecef_delta_to_enu(x_float - xb, xb),
-        n_epochs=_epochs_used(arr, terms[4]), n_ambiguities=n_amb, n_fixed=n_fixed,
-        satellites=_satellites(arr, terms[4]), residual_rms_m=rms,
+        n_epochs=_epochs_used(arr, valid), n_ambiguities=n_amb, n_fixed=n_fixed,
+        satellites=_satellites(arr, valid), residual_rms_m=rms,
         start=arr.t0 + float(arr.epoch_times[0]), end=arr.t0 + float(arr.epoch_times[-1]),
         slips=arr.slips, detail=detail, signals=_signals(arr))
 

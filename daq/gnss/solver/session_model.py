@@ -42,6 +42,7 @@ class SessionModel:
         self.mask = mask_rad
         self.sigma = (sigma_a, sigma_b, code_factor)
         self.arc_ok = np.ones(arr.n_arcs, dtype=np.bool_)
+        self.lam0 = np.nan_to_num(arr.lam)     # the kernels' wavelengths (0: no signal)
 
     def terms(self, xr: NDArray[np.float64], amb: NDArray[np.float64]) -> ModelTerms:
         """(el, unit, y_ph, y_cd, valid_phase, valid_code) at rover position ``xr`` (m)
@@ -64,13 +65,16 @@ class SessionModel:
 
     def normals(self, t: ModelTerms, col: NDArray[np.int64], npar: int, use_phase: bool
                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Normal matrix and right-hand side; ``t``'s residuals are zeroed where NaN (in
+        place: terms are built for one call)."""
         el, unit, y_ph, y_cd, vph, vcd = t
         nmat = np.zeros((npar, npar))
         rhs = np.zeros(npar)
         a, b, f = self.sigma
         accumulate_normals(self.arr.epoch_start, self.arr.system, vph if use_phase else vcd,
-                           el, np.nan_to_num(y_ph), np.nan_to_num(y_cd), unit,
-                           np.nan_to_num(self.arr.lam), col, a, b, f, use_phase, nmat, rhs)
+                           el, np.nan_to_num(y_ph, copy=False),
+                           np.nan_to_num(y_cd, copy=False), unit, self.lam0, col, a, b, f,
+                           use_phase, nmat, rhs)
         return nmat, rhs
 
     def residual_rms(self, t: ModelTerms) -> float:
