@@ -28,6 +28,7 @@ from daq.gnss.obs import CLIGHT, ObsData, ObsEpoch, wavelength
 
 from .ephemeris import BroadcastOrbits, geometric_range
 from .geodesy import ecef_to_geodetic
+from .heap import release_free_memory
 from .troposphere import day_of_year, slant_hydrostatic_delay
 
 SYSTEM_INDEX = {"G": 0, "E": 1, "C": 2}
@@ -159,6 +160,8 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     epoch = np.concatenate(ep_of)
     del parts, ep_of             # the per-epoch pieces: a copy of ``cat`` (memory peak)
+    if consume:
+        release_free_memory()    # their heap and the consumed epochs', before the states
     pos_r, clk_r, ok_r = orbits.transmission_states(names, cat["tr"], cat["cr"][:, 0])
     pos_b, clk_b, ok_b = orbits.transmission_states(names, cat["tb"], cat["cb"][:, 0])
     good = ok_r & ok_b

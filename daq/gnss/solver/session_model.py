@@ -53,13 +53,22 @@ class SessionModel:
         lat, _, h = ecef_to_geodetic(xr)
         rover_model = rng - CLIGHT * a.sat_clk + slant_hydrostatic_delay(el, lat, h, a.doy)
         sd_model = (rover_model - a.base_model)[:, None]
+        del rng, rover_model
         y_cd = a.sd_code - sd_model
-        arc = a.arc
-        amb_rows = np.where(arc >= 0, amb[np.maximum(arc, 0)], np.nan)
-        y_ph = a.sd_phase - sd_model - a.lam * amb_rows
+        # (n, 2) temporaries made in place, one at a time: a 1 Hz session has 10⁵ rows
+        has = a.arc >= 0
+        idx = np.maximum(a.arc, 0)
+        amb_rows = amb[idx]
+        amb_rows[~has] = np.nan
+        amb_rows *= a.lam
+        y_ph = a.sd_phase - sd_model
+        y_ph -= amb_rows
+        del amb_rows
+        arc_ok = self.arc_ok[idx]
+        del idx
+        arc_ok &= has
         seen = ((el >= self.mask) & (a.base_el >= self.mask))[:, None]
         valid_cd = seen & np.isfinite(y_cd)
-        arc_ok = np.where(arc >= 0, self.arc_ok[np.maximum(arc, 0)], False)
         valid_ph = valid_cd & np.isfinite(y_ph) & arc_ok
         return el, unit, y_ph, y_cd, valid_ph, valid_cd
 
