@@ -157,15 +157,15 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
         if isinstance(float_fit, str):
             return _unsolved(arr, xb, "too few satellites", float_fit)
         xr_f, amb, qmat, datum, arc_col, npar = float_fit
-        rows, bands, jumps = residual_jumps(arr, model.terms(xr_f, amb))
+        rows, bands, jumps = residual_jumps(arr, model.phase_terms(xr_f, amb))
         big = jumps > opts.slip_residual_m
         if attempt == 3 or not big.any() or split_arcs(arr, rows[big], bands[big]) == 0:
             break
     xr = xr_f
     report(0.7, "ambiguities")
     x_float = xr.copy()
-    terms = model.terms(xr, amb)
-    rms, valid = model.residual_rms(terms), terms[4]
+    terms = model.phase_terms(xr, amb)
+    rms, valid = model.residual_rms(terms), terms[2]
     del terms                  # not held through the fixed solution's iterations
     n_amb = npar - 3
     cov = qmat[:3, :3]
@@ -188,7 +188,7 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
             free[free >= 0] = 3 + np.arange(int(np.sum(free >= 0)))
             npar_fix = 3 + int(np.sum(free >= 0))
             xf, af, qf = model.gauss_newton(xr, amb_fix, free, npar_fix, tol=1e-6)
-            fixed_terms = model.terms(xf, af)
+            fixed_terms = model.phase_terms(xf, af)
             rms_fix = model.residual_rms(fixed_terms)
             if qf is None:
                 verdict, detail = "no fix", "fixed solution is singular"
@@ -197,7 +197,7 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
                     f"fixed residual RMS {rms_fix * 1000:.1f} mm too large"
             else:
                 xr, amb, cov, n_fixed = xf, af, qf[:3, :3], int(subset.shape[0])
-                rms, valid = rms_fix, fixed_terms[4]
+                rms, valid = rms_fix, fixed_terms[2]
             del fixed_terms
     report(1.0, "done")
     if n_fixed == 0:      # no millimetre answer without a fix: only float_enu says where
@@ -225,9 +225,9 @@ def _float(model: SessionModel, arr: SessionArrays, xr: NDArray[np.float64],
     sums = np.bincount(arr.arc[has], weights=cyc[has], minlength=arr.n_arcs)
     amb = np.round(sums / np.maximum(np.bincount(arr.arc[has], minlength=arr.n_arcs), 1))
     model.arc_ok = np.ones(arr.n_arcs, dtype=np.bool_)
-    vph = model.terms(xr, amb)[4]
+    vph = model.phase_terms(xr, amb)[2]
     model.arc_ok = np.bincount(arr.arc[vph], minlength=arr.n_arcs) >= opts.min_arc_epochs
-    datum, arc_col = datums(arr, model.terms(xr, amb)[4], model.arc_ok)
+    datum, arc_col = datums(arr, model.phase_terms(xr, amb)[2], model.arc_ok)
     model.arc_ok &= datum >= 0
     npar = 3 + int(np.sum(arc_col >= 0))
     if npar == 3:
