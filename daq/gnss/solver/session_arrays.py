@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -123,7 +124,7 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
     take = base_by_t.pop if consume else base_by_t.get
     sat_index: dict[str, int] = {}
     names: list[str] = []
-    parts: dict[str, list[NDArray[np.float64]]] = {k: [] for k in (
+    parts: dict[str, list[NDArray[Any]]] = {k: [] for k in (
         "tr", "tb", "cr", "cb", "pr", "pb", "lli")}
     ep_of: list[NDArray[np.int64]] = []
     ep_times: list[float] = []
@@ -152,16 +153,18 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
         parts["cb"].append(cb[ok])
         parts["pr"].append(phr[ok])
         parts["pb"].append(phb[ok])
-        parts["lli"].append((lr[ok] | lb[ok]).astype(np.float64))
+        parts["lli"].append(lr[ok] | lb[ok])
         ep_of.append(np.full(k, len(ep_times), dtype=np.int64))
         ep_times.append(t - t0)
     if not ep_times:
         raise ValueError("no common epochs with usable satellites in the chosen window")
+    if consume:
+        release_free_memory()    # the consumed epochs' heap, before the copies below
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     epoch = np.concatenate(ep_of)
-    del parts, ep_of             # the per-epoch pieces: a copy of ``cat`` (memory peak)
+    del parts, ep_of             # the per-epoch pieces: a copy of ``cat``
     if consume:
-        release_free_memory()    # their heap and the consumed epochs', before the states
+        release_free_memory()
     pos_r, clk_r, ok_r = orbits.transmission_states(names, cat["tr"], cat["cr"][:, 0])
     pos_b, clk_b, ok_b = orbits.transmission_states(names, cat["tb"], cat["cb"][:, 0])
     good = ok_r & ok_b
@@ -185,15 +188,17 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
                 lam[rows, b] = wavelength(s[0], pair[1])
     pos_b, clk_b = pos_b[good], clk_b[good]
     pos_r, clk_r = pos_r[good], clk_r[good]
+    sd_code = cat["cr"][good] - cat["cb"][good]
+    d_phase = cat["pr"][good] - cat["pb"][good]      # cycles, scaled by λ below
+    lli = cat["lli"][good]
+    del cat                      # before the base geometry's arrays
     rng_b, unit_b = geometric_range(pos_b, np.broadcast_to(base_xyz, pos_b.shape))
     el_b = _elevations(unit_b, base_xyz)
     lat_b, _, h_b = ecef_to_geodetic(base_xyz)
     doy = day_of_year(t0 + float(times[0])) + (times[epoch] - times[0]) / 86400.0
     base_model = rng_b - CLIGHT * clk_b + slant_hydrostatic_delay(el_b, lat_b, h_b, doy)
-    sd_phase = lam * (cat["pr"][good] - cat["pb"][good])
-    sd_code = cat["cr"][good] - cat["cb"][good]
-    lli = cat["lli"][good].astype(np.uint8)
-    del cat
+    sd_phase = lam * d_phase
+    del d_phase
     arc, arc_sat, arc_band, slips = _make_arcs(times[epoch], sat, sd_phase, sd_code, lli,
                                                max_gap_s, gf_jump_m, mp_jump_m)
     sats_list = [""] * len(sat_index)
