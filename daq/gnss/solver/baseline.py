@@ -133,6 +133,8 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
     if not rover.epochs or not base.epochs:
         raise ValueError("rover or base has no epochs")
     report = progress or (lambda _f, _s: None)
+    if consume:
+        release_free_memory()    # what decoding the epochs left in the heap
     report(0.0, "reading")
     t0 = math.floor(rover.epochs[0].time.gps_seconds)
     orbits = BroadcastOrbits(navs, t0)
@@ -153,6 +155,8 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
     if q is None:
         return _unsolved(arr, xb, "too few satellites", "no double differences")
     for attempt in range(4):   # float solution; split arcs at slips its residuals reveal
+        if consume:
+            release_free_memory()
         float_fit = _float(model, arr, xr, opts)
         if isinstance(float_fit, str):
             return _unsolved(arr, xb, "too few satellites", float_fit)
@@ -163,6 +167,8 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
             break
     xr = xr_f
     report(0.7, "ambiguities")
+    if consume:
+        release_free_memory()
     x_float = xr.copy()
     terms = model.phase_terms(xr, amb)
     rms, valid = model.residual_rms(terms), terms[2]
