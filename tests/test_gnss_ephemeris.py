@@ -183,3 +183,24 @@ def test_sagnac_term_and_group_delays_follow_conventions() -> None:
     assert group_delay(bds, "C2I") == bds.tgd
     assert group_delay(bds, "C6I") == 0.0
     assert is_beidou_geo("C03") and is_beidou_geo("C60") and not is_beidou_geo("C19")
+
+
+def test_session_states_in_chunks_are_those_of_one_pass(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """transmission_states bounds its memory by chunks of rows; the rows do not notice."""
+    obs = read_obs(F9P / "rover_2022-02-25_13-26-06_GNSS-1.obs")
+    orbits = BroadcastOrbits(read_nav(F9P / "base_2022-02-25_00-00-00_GNSS-1.nav"),
+                             obs.epochs[0].time.gps_seconds)
+    sats, t, pr = [], [], []
+    for ep in obs.epochs[250:450]:               # 14:29–15:19, GPS and BeiDou usable
+        for s in ep.sats:
+            sats.append(s)
+            t.append(ep.time.gps_seconds - orbits.t0)
+            pr.append(ep.get(s, "C1C") if s[0] != "C" else ep.get(s, "C2I"))
+    whole = orbits.transmission_states(sats, np.array(t), np.array(pr))
+    monkeypatch.setattr(eph_mod, "CHUNK_ROWS", 777)
+    assert len(sats) > 3 * 777
+    chunked = orbits.transmission_states(sats, np.array(t), np.array(pr))
+    assert whole[2].sum() > 3 * 777            # valid states across several chunks
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -300,3 +300,45 @@ def test_sessions_left_open_by_a_crash_are_closed_after_restart(
     _obs, eph = store.load("P/20220225T1600Z")
     assert {e.sat for e in eph.ephemerides} >= {"G10", "C20"}  # seeded from the 14:00 one
     store.close()
+
+
+def test_a_solve_of_some_systems_loads_only_those_and_gets_the_same_answer(
+        tmp_path: Path, rover: ObsData, nav: NavData) -> None:
+    """The session solver's memory savings (systems filter at load, epochs consumed while
+    assembling) change nothing in the answer, to the last bit."""
+    from daq.gnss.rinex.writer import observed_types
+    from daq.gnss.solver.baseline import SolverOptions, solve_baseline
+
+    base = read_obs(F9P / "base_2022-02-25_00-00-00_GNSS-1.obs")
+    store = SessionStore(tmp_path / "state", session_hours=4)
+    for point, obs in (("ROVER", rover), ("REF", base)):
+        store.set_header(point, obs.header)
+        feed(store, point, obs, nav)
+    xyz = (2078720.6329, -5683487.5402, 2007608.6397)
+    answers = []
+    for systems, consume in ((None, False), ("GC", True)):
+        r, nav_r = store.load("ROVER/20220225T1200Z", systems)
+        b, _ = store.load("REF/20220225T1200Z", systems)
+        if systems is None:
+            full = r.epochs[:]
+        else:
+            assert {s[0] for e in r.epochs + b.epochs for s in e.sats} == {"G", "C"}
+            assert len(r.epochs) == len(full)
+            for ea, eb in zip(r.epochs, full, strict=True):   # the same cells, fewer
+                assert set(ea.codes) <= set(eb.codes)
+                kept = [eb.sats.index(s) for s in ea.sats]
+                assert [eb.sats[i] for i in kept] == list(ea.sats)
+                for j, c in enumerate(ea.codes):
+                    k = eb.codes.index(c)
+                    np.testing.assert_array_equal(ea.values[:, j], eb.values[kept, k])
+                    np.testing.assert_array_equal(ea.lli[:, j], eb.lli[kept, k])
+                gone = [k for k, c in enumerate(eb.codes) if c not in ea.codes]
+                assert np.isnan(eb.values[np.ix_(kept, gone)]).all()
+        for data in (r, b):
+            data.header.obs_types = observed_types(data)
+        sol = solve_baseline(r, b, nav_r, xyz, SolverOptions(systems="GC"), consume=consume)
+        assert sol.fixed
+        assert (r.epochs == []) == consume and (b.epochs == []) == consume
+        answers.append((sol.enu.tolist(), sol.ratio, sol.n_epochs, sol.n_fixed))
+    assert answers[0] == answers[1]
+    store.close()

@@ -34,6 +34,7 @@ from daq.gnss.obs import GNSSTime, NavData
 from daq.gnss.rinex.writer import observed_types
 from daq.gnss.solver.baseline import SolverOptions, solve_baseline, warm_kernels
 from daq.gnss.solver.deformation import ReferenceEpoch
+from daq.gnss.solver.heap import release_free_memory
 from daq.model import Reading
 from daq.outbox import Outbox
 
@@ -219,6 +220,7 @@ class SessionSolver(threading.Thread):
                     device=self.devices.get(p.name, p.name))
         t0 = time.monotonic()
         outcome = self._attempt(p, session_id, ref_id, base)
+        release_free_memory()    # the idle service's RSS back near its pre-solve figure
         items, info = readings(outcome)
         state = self.points[p.name]
         items += update_series(state, outcome, self.cfg.sessions.hours, self.dir)
@@ -239,9 +241,9 @@ class SessionSolver(threading.Thread):
     def _attempt(self, p: PointConfig, session_id: str, ref_id: str,
                  base: dict[str, Any]) -> SessionOutcome:
         try:
-            rover, nav_r = self.store.load(session_id)
+            rover, nav_r = self.store.load(session_id, p.systems)
             try:
-                ref, nav_b = self.store.load(ref_id)
+                ref, nav_b = self.store.load(ref_id, p.systems)
             except KeyError:
                 return SessionOutcome(**base, solution=None, verdict=NO_REFERENCE_DATA,
                                       detail=f"no session {ref_id}")
@@ -255,7 +257,8 @@ class SessionSolver(threading.Thread):
             opts = SolverOptions(systems=p.systems, elevation_mask_deg=p.elevation_mask_deg,
                                  ratio_threshold=p.ratio_threshold)
             try:
-                sol = solve_baseline(rover, ref, _merge_nav(nav_b, nav_r), xyz, opts)
+                sol = solve_baseline(rover, ref, _merge_nav(nav_b, nav_r), xyz, opts,
+                                     consume=True)   # loaded for this solve only
             except ValueError as err:   # no epochs in common, nothing to solve
                 return SessionOutcome(**base, solution=None, verdict=NO_REFERENCE_DATA,
                                       detail=str(err), base_xyz=xyz, base_xyz_source=source)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import structlog
 
@@ -339,18 +339,23 @@ class SessionStore:
                 return p
         raise KeyError(session_id)
 
-    def load(self, session_id: str) -> tuple[ObsData, NavData]:
-        """Observations and ephemerides of one session, ready for a solver or export."""
+    def load(self, session_id: str, systems: str | None = None) -> tuple[ObsData, NavData]:
+        """Observations and ephemerides of one session, ready for a solver or export;
+        ``systems`` (e.g. "GC"): only those satellites and the codes they have (a solve
+        of those systems gives the same answer on less memory)."""
         with self._lock:
             path = self.find(session_id)
             if (cur := self._open.get(path.parent.name)) is not None:
                 cur.fh.flush()
             header, epochs, nav = ObsHeader(marker_name=path.parent.name), [], NavData()
+            shared: dict[Any, Any] = {}
             for kind, payload, _end in records(path):
                 if kind == b"H":
                     header = sio.decode_header(payload)
                 elif kind == b"O":
-                    epochs.append(sio.decode_epoch(payload))
+                    ep = sio.decode_epoch(payload, shared)
+                    epochs.append(ep if systems is None
+                                  else sio.keep_systems(ep, systems, shared))
                 elif kind == b"N":
                     nav.ephemerides.append(sio.decode_ephemeris(payload))
             return ObsData(header, epochs), nav

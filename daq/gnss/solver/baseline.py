@@ -31,6 +31,7 @@ from daq.gnss.obs import NavData, ObsData
 from .ambiguity import AmbiguityError, lambda_search, validate_fix
 from .ephemeris import BroadcastOrbits
 from .geodesy import ecef_delta_to_enu, enu_covariance
+from .heap import release_free_memory
 from .session_arrays import SYSTEM_INDEX, SessionArrays, assemble, split_arcs
 from .session_model import SessionModel, datums, residual_jumps
 
@@ -111,8 +112,14 @@ class BaselineSolution:
 def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavData],
                    base_xyz: Iterable[float], options: SolverOptions | None = None,
                    start: float | None = None, end: float | None = None,
-                   progress: Progress | None = None) -> BaselineSolution:
+                   progress: Progress | None = None, *, consume: bool = False
+                   ) -> BaselineSolution:
     """Solve the static baseline base → rover over the common epochs in [start, end].
+
+    ``consume``: the epochs of ``rover`` and ``base`` are released (their lists emptied)
+    as they are assembled, and their heap handed back to the kernel, for a caller that
+    loaded them only for this solve: the solve's memory is then that of its arrays, not
+    of those plus the observations.
 
     Raises ValueError on unusable input (bad base coordinate, no common epochs); a session
     that cannot be fixed is returned with ``fixed=False`` and its verdict.
@@ -126,6 +133,8 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
     if not rover.epochs or not base.epochs:
         raise ValueError("rover or base has no epochs")
     report = progress or (lambda _f, _s: None)
+    if consume:
+        release_free_memory()    # what decoding the epochs left in the heap
     report(0.0, "reading")
     t0 = math.floor(rover.epochs[0].time.gps_seconds)
     orbits = BroadcastOrbits(navs, t0)
@@ -133,7 +142,9 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
     max_gap = opts.max_gap_s if opts.max_gap_s is not None else 5.5 * interval
     arr = assemble(rover, base, orbits, xb, opts.systems, opts.frequencies, start, end,
                    math.radians(opts.elevation_mask_deg), max_gap, opts.gf_jump_m,
-                   opts.mp_jump_m)
+                   opts.mp_jump_m, consume=consume)
+    if consume:
+        release_free_memory()    # the consumed epochs' heap, before the solve's arrays
     report(0.3, "float")
     model = SessionModel(arr, math.radians(opts.elevation_mask_deg), opts.phase_sigma_a_m,
                          opts.phase_sigma_b_m, opts.code_factor)
@@ -144,22 +155,28 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
     if q is None:
         return _unsolved(arr, xb, "too few satellites", "no double differences")
     for attempt in range(4):   # float solution; split arcs at slips its residuals reveal
+        if consume:
+            release_free_memory()
         float_fit = _float(model, arr, xr, opts)
         if isinstance(float_fit, str):
             return _unsolved(arr, xb, "too few satellites", float_fit)
         xr_f, amb, qmat, datum, arc_col, npar = float_fit
-        rows, bands, jumps = residual_jumps(arr, model.terms(xr_f, amb))
+        rows, bands, jumps = residual_jumps(arr, model.phase_terms(xr_f, amb))
         big = jumps > opts.slip_residual_m
         if attempt == 3 or not big.any() or split_arcs(arr, rows[big], bands[big]) == 0:
             break
     xr = xr_f
     report(0.7, "ambiguities")
+    if consume:
+        release_free_memory()
     x_float = xr.copy()
-    terms = model.terms(xr, amb)
+    terms = model.phase_terms(xr, amb)
+    rms, valid = model.residual_rms(terms), terms[2]
+    del terms                  # not held through the fixed solution's iterations
     n_amb = npar - 3
     cov = qmat[:3, :3]
     verdict, ratio, detail, n_fixed = "no fix", float("nan"), "", 0
-    med_sats = _median_dd_satellites(arr, terms[4])
+    med_sats = _median_dd_satellites(arr, valid)
     if n_amb < opts.min_ambiguities or med_sats < 4:
         verdict = "too few satellites"
         detail = f"{n_amb} ambiguities, median {med_sats} satellites per epoch"
@@ -177,15 +194,17 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
             free[free >= 0] = 3 + np.arange(int(np.sum(free >= 0)))
             npar_fix = 3 + int(np.sum(free >= 0))
             xf, af, qf = model.gauss_newton(xr, amb_fix, free, npar_fix, tol=1e-6)
-            rms = model.residual_rms(model.terms(xf, af))
+            fixed_terms = model.phase_terms(xf, af)
+            rms_fix = model.residual_rms(fixed_terms)
             if qf is None:
                 verdict, detail = "no fix", "fixed solution is singular"
-            elif rms > opts.max_fixed_rms_m:
-                verdict, detail = "no fix", f"fixed residual RMS {rms * 1000:.1f} mm too large"
+            elif rms_fix > opts.max_fixed_rms_m:
+                verdict, detail = "no fix", \
+                    f"fixed residual RMS {rms_fix * 1000:.1f} mm too large"
             else:
                 xr, amb, cov, n_fixed = xf, af, qf[:3, :3], int(subset.shape[0])
-                terms = model.terms(xr, amb)
-    rms = model.residual_rms(terms)
+                rms, valid = rms_fix, fixed_terms[2]
+            del fixed_terms
     report(1.0, "done")
     if n_fixed == 0:      # no millimetre answer without a fix: only float_enu says where
         xr, cov = np.full(3, np.nan), np.full((3, 3), np.nan)
@@ -194,8 +213,8 @@ def solve_baseline(rover: ObsData, base: ObsData, navs: NavData | Iterable[NavDa
         verdict=verdict, fixed=n_fixed > 0, ratio=ratio, baseline_xyz=bl, rover_xyz=xr,
         base_xyz=xb, enu=ecef_delta_to_enu(bl, xb), cov_xyz=cov,
         cov_enu=enu_covariance(cov, xb), float_enu=ecef_delta_to_enu(x_float - xb, xb),
-        n_epochs=_epochs_used(arr, terms[4]), n_ambiguities=n_amb, n_fixed=n_fixed,
-        satellites=_satellites(arr, terms[4]), residual_rms_m=rms,
+        n_epochs=_epochs_used(arr, valid), n_ambiguities=n_amb, n_fixed=n_fixed,
+        satellites=_satellites(arr, valid), residual_rms_m=rms,
         start=arr.t0 + float(arr.epoch_times[0]), end=arr.t0 + float(arr.epoch_times[-1]),
         slips=arr.slips, detail=detail, signals=_signals(arr))
 
@@ -212,9 +231,9 @@ def _float(model: SessionModel, arr: SessionArrays, xr: NDArray[np.float64],
     sums = np.bincount(arr.arc[has], weights=cyc[has], minlength=arr.n_arcs)
     amb = np.round(sums / np.maximum(np.bincount(arr.arc[has], minlength=arr.n_arcs), 1))
     model.arc_ok = np.ones(arr.n_arcs, dtype=np.bool_)
-    vph = model.terms(xr, amb)[4]
+    vph = model.phase_terms(xr, amb)[2]
     model.arc_ok = np.bincount(arr.arc[vph], minlength=arr.n_arcs) >= opts.min_arc_epochs
-    datum, arc_col = datums(arr, model.terms(xr, amb)[4], model.arc_ok)
+    datum, arc_col = datums(arr, model.phase_terms(xr, amb)[2], model.arc_ok)
     model.arc_ok &= datum >= 0
     npar = 3 + int(np.sum(arc_col >= 0))
     if npar == 3:

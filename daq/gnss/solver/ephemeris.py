@@ -38,6 +38,7 @@ MU_BDS = 3.986004418e14
 
 SYSTEM_CODE = {"G": 0, "E": 1, "C": 2, "J": 3}
 MAX_AGE_S = {"G": 7201.0, "J": 7201.0, "E": 10800.0, "C": 21601.0}   # |t − toe| allowed
+CHUNK_ROWS = 16384               # rows per pass of transmission_states (memory bound)
 _SIN_5 = -0.0871557427476582     # sin(−5°)
 _COS_5 = 0.9961946980917456      # cos(−5°)
 
@@ -256,12 +257,30 @@ class BroadcastOrbits:
                             ) -> tuple[NDArray[np.float64], NDArray[np.float64],
                                        NDArray[np.bool_]]:
         """:meth:`at_transmission` for rows of (satellite, receive time, pseudorange),
-        e.g. a whole session at once; the ephemeris is selected at each row's ``t_rx``."""
+        e.g. a whole session at once; the ephemeris is selected at each row's ``t_rx``.
+
+        Rows are computed ``CHUNK_ROWS`` at a time (each row on its own, so the result
+        does not depend on the chunking): a whole 1 Hz session would otherwise hold two
+        (rows, 24) float64 copies of the selected ephemerides at once."""
         t_rx = np.asarray(t_rx, dtype=np.float64)
         pr = np.asarray(pseudorange, dtype=np.float64)
         n = len(sats)
         if t_rx.shape != (n,) or pr.shape != (n,):
             raise ValueError("need one receive time and one pseudorange per row")
+        if n <= CHUNK_ROWS:
+            return self._states(sats, t_rx, pr)
+        pos = np.empty((n, 3))
+        clk = np.empty(n)
+        ok = np.empty(n, dtype=np.bool_)
+        for lo in range(0, n, CHUNK_ROWS):
+            hi = min(lo + CHUNK_ROWS, n)
+            pos[lo:hi], clk[lo:hi], ok[lo:hi] = self._states(sats[lo:hi], t_rx[lo:hi],
+                                                             pr[lo:hi])
+        return pos, clk, ok
+
+    def _states(self, sats: list[str], t_rx: NDArray[np.float64], pr: NDArray[np.float64]
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+        n = len(sats)
         rows = np.zeros((n, _NCOL))
         ok = np.zeros(n, dtype=np.bool_)
         names = np.array(sats, dtype=object)

@@ -18,7 +18,9 @@ instance GPS L2: P, Y, W, C, M, N, D, S, L, X) among the codes both headers list
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +29,7 @@ from daq.gnss.obs import CLIGHT, ObsData, ObsEpoch, wavelength
 
 from .ephemeris import BroadcastOrbits, geometric_range
 from .geodesy import ecef_to_geodetic
+from .heap import release_free_memory
 from .troposphere import day_of_year, slant_hydrostatic_delay
 
 SYSTEM_INDEX = {"G": 0, "E": 1, "C": 2}
@@ -102,26 +105,35 @@ def _epoch_columns(ep: ObsEpoch, sats: list[str], codes: dict[tuple[str, int], t
 def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
              base_xyz: NDArray[np.float64], systems: str, n_bands: int,
              t_start: float | None, t_end: float | None, min_base_el: float,
-             max_gap_s: float, gf_jump_m: float, mp_jump_m: float) -> SessionArrays:
+             max_gap_s: float, gf_jump_m: float, mp_jump_m: float, *,
+             consume: bool = False) -> SessionArrays:
     """Build :class:`SessionArrays` (times ``t_start``/``t_end`` in GPST seconds).
 
     ``min_base_el`` is accepted for symmetry with the rover mask, which the solver
-    applies (both receivers must see a satellite above the mask)."""
+    applies (both receivers must see a satellite above the mask).
+
+    ``consume``: empty ``rover.epochs`` and ``base.epochs`` while reading them, each
+    epoch released once its rows are taken, so that the observations and the arrays
+    built from them are not both held at once (the session solver's case). Rover epoch
+    times must then be strictly increasing, as the session store writes them."""
     t0 = orbits.t0
     codes = pick_codes(rover, base, systems, n_bands)
     base_by_t = {round(e.time.gps_seconds, 2): e for e in base.epochs if e.flag <= 1}
+    if consume:
+        base.epochs.clear()
+    take = base_by_t.pop if consume else base_by_t.get
     sat_index: dict[str, int] = {}
     names: list[str] = []
-    parts: dict[str, list[NDArray[np.float64]]] = {k: [] for k in (
+    parts: dict[str, list[NDArray[Any]]] = {k: [] for k in (
         "tr", "tb", "cr", "cb", "pr", "pb", "lli")}
     ep_of: list[NDArray[np.int64]] = []
     ep_times: list[float] = []
-    for ep in rover.epochs:
+    for ep in (_drain(rover.epochs) if consume else rover.epochs):
         t = ep.time.gps_seconds
         if ep.flag > 1 or (t_start is not None and t < t_start - 1e-3) or \
                 (t_end is not None and t > t_end + 1e-3):
             continue
-        bep = base_by_t.get(round(t, 2))
+        bep = take(round(t, 2), None)
         if bep is None or abs(bep.time.gps_seconds - t) > TIME_MATCH_S:
             continue
         common = [s for s in ep.sats if s[0] in systems and (s[0], 0) in codes
@@ -141,13 +153,18 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
         parts["cb"].append(cb[ok])
         parts["pr"].append(phr[ok])
         parts["pb"].append(phb[ok])
-        parts["lli"].append((lr[ok] | lb[ok]).astype(np.float64))
+        parts["lli"].append(lr[ok] | lb[ok])
         ep_of.append(np.full(k, len(ep_times), dtype=np.int64))
         ep_times.append(t - t0)
     if not ep_times:
         raise ValueError("no common epochs with usable satellites in the chosen window")
+    if consume:
+        release_free_memory()    # the consumed epochs' heap, before the copies below
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     epoch = np.concatenate(ep_of)
+    del parts, ep_of             # the per-epoch pieces: a copy of ``cat``
+    if consume:
+        release_free_memory()
     pos_r, clk_r, ok_r = orbits.transmission_states(names, cat["tr"], cat["cr"][:, 0])
     pos_b, clk_b, ok_b = orbits.transmission_states(names, cat["tb"], cat["cb"][:, 0])
     good = ok_r & ok_b
@@ -170,14 +187,18 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
             if pair is not None:
                 lam[rows, b] = wavelength(s[0], pair[1])
     pos_b, clk_b = pos_b[good], clk_b[good]
+    pos_r, clk_r = pos_r[good], clk_r[good]
+    sd_code = cat["cr"][good] - cat["cb"][good]
+    d_phase = cat["pr"][good] - cat["pb"][good]      # cycles, scaled by λ below
+    lli = cat["lli"][good]
+    del cat                      # before the base geometry's arrays
     rng_b, unit_b = geometric_range(pos_b, np.broadcast_to(base_xyz, pos_b.shape))
     el_b = _elevations(unit_b, base_xyz)
     lat_b, _, h_b = ecef_to_geodetic(base_xyz)
     doy = day_of_year(t0 + float(times[0])) + (times[epoch] - times[0]) / 86400.0
     base_model = rng_b - CLIGHT * clk_b + slant_hydrostatic_delay(el_b, lat_b, h_b, doy)
-    sd_phase = lam * (cat["pr"][good] - cat["pb"][good])
-    sd_code = cat["cr"][good] - cat["cb"][good]
-    lli = cat["lli"][good].astype(np.uint8)
+    sd_phase = lam * d_phase
+    del d_phase
     arc, arc_sat, arc_band, slips = _make_arcs(times[epoch], sat, sd_phase, sd_code, lli,
                                                max_gap_s, gf_jump_m, mp_jump_m)
     sats_list = [""] * len(sat_index)
@@ -186,10 +207,17 @@ def assemble(rover: ObsData, base: ObsData, orbits: BroadcastOrbits,
     return SessionArrays(
         t0=t0, epoch_times=times, epoch_start=starts.astype(np.int64), sats=sats_list,
         sat=sat, system=np.array([SYSTEM_INDEX[s[0]] for s in names], dtype=np.int64),
-        sat_pos=pos_r[good], sat_clk=clk_r[good], base_model=base_model, base_el=el_b,
+        sat_pos=pos_r, sat_clk=clk_r, base_model=base_model, base_el=el_b,
         lam=lam, sd_phase=np.where(arc >= 0, sd_phase, np.nan), sd_code=sd_code, arc=arc,
         n_arcs=len(arc_sat), arc_sat=np.array(arc_sat, np.int64),
         arc_band=np.array(arc_band, np.int64), doy=doy, codes=codes, slips=slips)
+
+
+def _drain(epochs: list[ObsEpoch]) -> Iterator[ObsEpoch]:
+    """Each epoch in order, removed from the list as it is handed out."""
+    epochs.reverse()
+    while epochs:
+        yield epochs.pop()
 
 
 def _elevations(unit: NDArray[np.float64], rcv_xyz: NDArray[np.float64]) -> NDArray[np.float64]:

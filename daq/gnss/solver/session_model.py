@@ -24,6 +24,8 @@ from .troposphere import slant_hydrostatic_delay
 
 ModelTerms = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
                    NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]
+PhaseTerms = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]
+CHUNK_ROWS = 16384        # rows of model terms computed at a time (memory bound)
 
 
 def elevation(unit: NDArray[np.float64], xyz: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -34,7 +36,12 @@ def elevation(unit: NDArray[np.float64], xyz: NDArray[np.float64]) -> NDArray[np
 
 
 class SessionModel:
-    """Rover-position-dependent model terms over the assembled arrays."""
+    """Rover-position-dependent model terms over the assembled arrays.
+
+    The terms are computed ``CHUNK_ROWS`` rows (whole epochs) at a time and streamed into
+    the normal equations, so a 1 Hz session (10⁵ rows) never holds the full set of model
+    terms: only the phase residuals and their validity (:meth:`phase_terms`) are kept
+    whole, for the slip screening and the residual statistics."""
 
     def __init__(self, arr: SessionArrays, mask_rad: float, sigma_a: float, sigma_b: float,
                  code_factor: float) -> None:
@@ -42,40 +49,89 @@ class SessionModel:
         self.mask = mask_rad
         self.sigma = (sigma_a, sigma_b, code_factor)
         self.arc_ok = np.ones(arr.n_arcs, dtype=np.bool_)
+        self.lam0 = np.nan_to_num(arr.lam)     # the kernels' wavelengths (0: no signal)
 
-    def terms(self, xr: NDArray[np.float64], amb: NDArray[np.float64]) -> ModelTerms:
-        """(el, unit, y_ph, y_cd, valid_phase, valid_code) at rover position ``xr`` (m)
-        with SD ambiguities ``amb`` (cycles, one per arc)."""
+    def chunks(self) -> list[tuple[int, int]]:
+        """(first epoch, end epoch) ranges of at most ``CHUNK_ROWS`` rows (one epoch at
+        least)."""
+        starts = self.arr.epoch_start
+        n_ep = starts.shape[0] - 1
+        out = []
+        e0 = 0
+        while e0 < n_ep:
+            e1 = int(np.searchsorted(starts, starts[e0] + CHUNK_ROWS, side="right")) - 1
+            e1 = min(max(e1, e0 + 1), n_ep)
+            out.append((e0, e1))
+            e0 = e1
+        return out
+
+    def terms(self, xr: NDArray[np.float64], amb: NDArray[np.float64], lo: int = 0,
+              hi: int | None = None) -> ModelTerms:
+        """(el, unit, y_ph, y_cd, valid_phase, valid_code) of rows ``lo:hi`` at rover
+        position ``xr`` (m) with SD ambiguities ``amb`` (cycles, one per arc)."""
         a = self.arr
-        rng, unit = geometric_range(a.sat_pos, np.broadcast_to(xr, a.sat_pos.shape))
+        rows = slice(lo, hi)
+        sat_pos = a.sat_pos[rows]
+        rng, unit = geometric_range(sat_pos, np.broadcast_to(xr, sat_pos.shape))
         el = elevation(unit, xr)
         lat, _, h = ecef_to_geodetic(xr)
-        rover_model = rng - CLIGHT * a.sat_clk + slant_hydrostatic_delay(el, lat, h, a.doy)
-        sd_model = (rover_model - a.base_model)[:, None]
-        y_cd = a.sd_code - sd_model
-        arc = a.arc
-        amb_rows = np.where(arc >= 0, amb[np.maximum(arc, 0)], np.nan)
-        y_ph = a.sd_phase - sd_model - a.lam * amb_rows
-        seen = ((el >= self.mask) & (a.base_el >= self.mask))[:, None]
+        rover_model = rng - CLIGHT * a.sat_clk[rows] + slant_hydrostatic_delay(
+            el, lat, h, a.doy[rows])
+        sd_model = (rover_model - a.base_model[rows])[:, None]
+        del rng, rover_model
+        y_cd = a.sd_code[rows] - sd_model
+        arc = a.arc[rows]
+        has = arc >= 0
+        idx = np.maximum(arc, 0)
+        amb_rows = amb[idx]
+        amb_rows[~has] = np.nan
+        amb_rows *= a.lam[rows]
+        y_ph = a.sd_phase[rows] - sd_model
+        y_ph -= amb_rows
+        del amb_rows
+        arc_ok = self.arc_ok[idx]
+        del idx
+        arc_ok &= has
+        seen = ((el >= self.mask) & (a.base_el[rows] >= self.mask))[:, None]
         valid_cd = seen & np.isfinite(y_cd)
-        arc_ok = np.where(arc >= 0, self.arc_ok[np.maximum(arc, 0)], False)
         valid_ph = valid_cd & np.isfinite(y_ph) & arc_ok
         return el, unit, y_ph, y_cd, valid_ph, valid_cd
 
-    def normals(self, t: ModelTerms, col: NDArray[np.int64], npar: int, use_phase: bool
+    def phase_terms(self, xr: NDArray[np.float64], amb: NDArray[np.float64]) -> PhaseTerms:
+        """(el, y_ph, valid_phase) of every row, computed chunk by chunk."""
+        n = self.arr.sat.shape[0]
+        el = np.empty(n)
+        y_ph = np.empty((n, 2))
+        vph = np.empty((n, 2), dtype=np.bool_)
+        starts = self.arr.epoch_start
+        for e0, e1 in self.chunks():
+            lo, hi = int(starts[e0]), int(starts[e1])
+            t = self.terms(xr, amb, lo, hi)
+            el[lo:hi], y_ph[lo:hi], vph[lo:hi] = t[0], t[2], t[4]
+        return el, y_ph, vph
+
+    def normals(self, xr: NDArray[np.float64], amb: NDArray[np.float64],
+                col: NDArray[np.int64], npar: int, use_phase: bool
                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        el, unit, y_ph, y_cd, vph, vcd = t
+        """Normal matrix and right-hand side at ``xr``/``amb``, epochs in order (the sums
+        are those of one pass over the session)."""
         nmat = np.zeros((npar, npar))
         rhs = np.zeros(npar)
         a, b, f = self.sigma
-        accumulate_normals(self.arr.epoch_start, self.arr.system, vph if use_phase else vcd,
-                           el, np.nan_to_num(y_ph), np.nan_to_num(y_cd), unit,
-                           np.nan_to_num(self.arr.lam), col, a, b, f, use_phase, nmat, rhs)
+        arr = self.arr
+        for e0, e1 in self.chunks():
+            lo, hi = int(arr.epoch_start[e0]), int(arr.epoch_start[e1])
+            el, unit, y_ph, y_cd, vph, vcd = self.terms(xr, amb, lo, hi)
+            accumulate_normals(arr.epoch_start[e0:e1 + 1] - lo, arr.system[lo:hi],
+                               vph if use_phase else vcd, el,
+                               np.nan_to_num(y_ph, copy=False),
+                               np.nan_to_num(y_cd, copy=False), unit, self.lam0[lo:hi],
+                               col[lo:hi], a, b, f, use_phase, nmat, rhs)
         return nmat, rhs
 
-    def residual_rms(self, t: ModelTerms) -> float:
+    def residual_rms(self, t: PhaseTerms) -> float:
         """RMS (m) of the DD phase residuals at the terms' position and ambiguities."""
-        el, _, y_ph, _, vph, _ = t
+        el, y_ph, vph = t
         out = np.empty_like(y_ph)
         dd_residuals(self.arr.epoch_start, self.arr.system, vph, el, np.nan_to_num(y_ph), out)
         v = out[np.isfinite(out)]
@@ -95,7 +151,7 @@ class SessionModel:
         est = np.nonzero(arc_col >= 0)[0]
         qmat: NDArray[np.float64] | None = None
         for _ in range(max_iter):
-            nmat, rhs = self.normals(self.terms(xr, amb), col, npar, use_phase)
+            nmat, rhs = self.normals(xr, amb, col, npar, use_phase)
             if np.linalg.cond(nmat) > 1e14:
                 return xr, amb, None
             qmat = np.asarray(np.linalg.inv(nmat), dtype=np.float64)
@@ -150,7 +206,7 @@ def datums(arr: SessionArrays, valid: NDArray[np.bool_], arc_ok: NDArray[np.bool
     return datum, col
 
 
-def residual_jumps(arr: SessionArrays, t: ModelTerms) -> tuple[NDArray[np.int64],
+def residual_jumps(arr: SessionArrays, t: PhaseTerms) -> tuple[NDArray[np.int64],
                                                               NDArray[np.int64],
                                                               NDArray[np.float64]]:
     """Epoch-to-epoch jumps of each arc's phase residual, for cycle-slip screening.
@@ -160,7 +216,7 @@ def residual_jumps(arr: SessionArrays, t: ModelTerms) -> tuple[NDArray[np.int64]
     observation screening missed then shows as a step in its arc's series. Returns, for
     every consecutive pair of an arc's valid rows: the later row, the band, |jump| (m).
     """
-    _, _, y_ph, _, vph, _ = t
+    _, y_ph, vph = t
     epoch_of = np.repeat(np.arange(len(arr.epoch_times)), np.diff(arr.epoch_start))
     rows_out: list[NDArray[np.int64]] = []
     bands_out: list[NDArray[np.int64]] = []
