@@ -133,3 +133,32 @@ def test_a_locked_database_reports_itself_and_leaves_the_outbox_usable(tmp_path:
     assert ob.add([("t", reading("a", 2))]) == [1]
     assert ob.depth()["raw"] == 1
     ob.close()
+
+
+def test_seqs_and_last_polls_survive_a_kill_between_table_updates(tmp_path: Path) -> None:
+    """A commit writes its rows only; the ``seqs`` table is brought up to date before a
+    delete. A copy of the files taken while the outbox is open (what a kill -9 leaves)
+    still knows every channel's last seq and every device's last poll, from the rows."""
+    import shutil
+
+    from daq.outbox_read import OutboxReader
+
+    live, copy = tmp_path / "live", tmp_path / "copy"
+    ob = Outbox(live / "o.db")
+    for i in range(3):
+        ob.add([("t", reading("a", i)), ("t", reading("b", i))], slots={"d": 1000.0 + i})
+    ob.ack_through(Lane.RAW, ob.pending(Lane.RAW, 0, 1)[0].id)  # seqs table written here
+    for i in range(3, 5):
+        ob.add([("t", reading("a", i))], slots={"d": 1000.0 + i})
+    ob.sync()
+    copy.mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copy(f"{live}/o.db{suffix}", f"{copy}/o.db{suffix}")
+    reader = OutboxReader(copy / "o.db")
+    assert (reader.last_seq("a"), reader.last_seq("b")) == (5, 3)
+    reader.close()
+    again = Outbox(copy / "o.db")
+    assert again.slots == {"d": 1004.0}
+    assert again.add([("t", reading("a", 9)), ("t", reading("b", 9))]) == [6, 4]
+    again.close()
+    ob.close()
