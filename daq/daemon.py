@@ -141,6 +141,8 @@ class Pipeline(threading.Thread):
         if name not in self._slots:  # the first poll of this device since the start
             gaps, skip = downtime_gaps(self._last_slot.get(name), res.ts,
                                        res.device.interval, items)
+            if name in self._last_slot:  # the slots' skip is exact for these channels
+                self._skip.update({r.channel: 0 for _, r in items})  # (none: restart_skip)
             if gaps:
                 log.warning("downtime_gap", device=name, **gaps[0][1].extra["gap"])
                 self.downtime_gaps += 1

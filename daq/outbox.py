@@ -30,12 +30,14 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 
-from .model import Lane, Reading
+from .model import Lane, Quality, Reading
 
 log = structlog.get_logger("daq.outbox")
 
@@ -63,6 +65,14 @@ SLOT = "#slot:"  # a seqs key no channel name can have: a device's last poll, ep
 _T = {lane: f"rows{int(lane)}" for lane in Lane}
 TABLES = _T  # lane -> table name (daq/outbox_read.py reads them too)
 FLUSH_ROWS = 2000  # rows committed before ``seqs`` is brought up to date without a delete
+AT = "#at"  # a seqs key no channel name can have: the last commit's wall time, epoch ms
+# After a start, a channel the caller gives no downtime skip (GNSS results, alarms,
+# summaries, manual readings: no polling slots) skips this many seqs per second since the
+# outbox's last commit, plus RESTART_BURST: a restored (older) state directory then never
+# gives a number the lost run may have published. A channel faster than this always has
+# slots (a polled device), whose skip is exact (daq/downtime.py).
+RESTART_RATE = 10.0
+RESTART_BURST = 100
 
 
 def scan(db: sqlite3.Connection) -> tuple[dict[str, int], dict[str, int]]:
@@ -85,8 +95,9 @@ def scan(db: sqlite3.Connection) -> tuple[dict[str, int], dict[str, int]]:
                 if isinstance(ch, str) and isinstance(seq, int) and seq > seqs.get(ch, 0):
                     seqs[ch] = seq
             for k, v in (json.loads(marks) if marks else {}).items():
-                if v > seqs.get(SLOT + k, 0):
-                    seqs[SLOT + k] = v
+                key = k if k == AT else SLOT + k
+                if v > seqs.get(key, 0):
+                    seqs[key] = v
     return seqs, tops
 
 
@@ -150,13 +161,68 @@ def unpack(data: bytes) -> str:
         if int.from_bytes(data[2:6], "big") != _ZDICT_ID:
             raise zlib.error("row compressed with an unknown dictionary")
         d = zlib.decompressobj(15, ZDICT)
-        return (d.decompress(data) + d.flush()).decode()
+        text = d.decompress(data)
+        if not d.eof:
+            raise zlib.error("row data ends early")
+        return text.decode()
     return zlib.decompress(data).decode()
 
 
 def decode_row(lane: Lane, r: tuple[int, str, int, bytes]) -> Row:
     """A stored row (id, topic, n, compressed data) as a :class:`Row`."""
     return Row(r[0], int(lane), r[1], r[2], unpack(r[3]))
+
+
+SET_ASIDE_TOPIC = "event/outbox"
+
+
+def salvage(path: str, error: str) -> dict[str, Any]:
+    """What can still be read of a set-aside outbox, each part only if SQLite can read
+    it: the devices' last polls, and per lane the readings it held (never delivered)
+    with their time span and, per channel, the seqs they had."""
+    size = sum(os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p))
+    info: dict[str, Any] = {"path": path, "size_bytes": size, "error": error,
+                            "delivered": False, "readable": False, "last_polls": {}}
+    try:
+        db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return info
+    try:
+        try:
+            seqs = scan(db)[0]
+        except (sqlite3.Error, ValueError, zlib.error):
+            seqs = dict(db.execute("SELECT channel, last FROM seqs"))
+        info["last_polls"] = {k.removeprefix(SLOT): int(v) for k, v in seqs.items()
+                              if k.startswith(SLOT)}
+        held: dict[str, Any] = {}
+        for lane, t in _T.items():
+            n, first, last = 0, "", ""
+            chans: dict[str, tuple[int, int]] = {}
+            for r in db.execute(f"SELECT id, topic, n, data FROM {t} ORDER BY id"):
+                for p in decode_row(lane, r).readings():
+                    n += 1
+                    ts, ch, seq = str(p.get("ts")), str(p.get("channel")), p.get("seq")
+                    first, last = min(first or ts, ts), max(last, ts)
+                    if isinstance(seq, int):
+                        lo, hi = chans.get(ch, (seq, seq))
+                        chans[ch] = (min(lo, seq), max(hi, seq))
+            held[lane.name.lower()] = {"readings": n, "first": first or None,
+                                       "last": last or None,
+                                       "seqs": {c: list(v) for c, v in chans.items()}}
+        info["held"], info["readable"] = held, True
+    except (sqlite3.Error, ValueError, zlib.error):
+        pass  # what was read so far is kept
+    finally:
+        db.close()
+    return info
+
+
+def set_aside_record(info: dict[str, Any]) -> Reading:
+    """The event saying an outbox was set aside and its content not delivered (README,
+    MQTT contract; ``schemas/set_aside.json``)."""
+    return Reading(device="daq", channel="daq.outbox", quantity="outbox_set_aside",
+                   value=None, unit="", quality=Quality.MISSING, ts=datetime.now(UTC),
+                   lane=Lane.ALARM, flags=("outbox_set_aside",), extra={"set_aside": info})
 
 
 class Outbox:
@@ -168,13 +234,19 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.set_aside: str | None = None  # where a damaged file went, for status
+        aside: dict[str, Any] | None = None
         try:
             self._db = self._open()
         except sqlite3.OperationalError:
             raise  # locked, disk I/O, no permission: the file may be fine; never move it
         except sqlite3.DatabaseError as err:  # not a database, malformed, truncated
             self.set_aside = self._set_aside(err)
+            aside = salvage(self.set_aside, f"{type(err).__name__}: {err}")
             self._db = self._open()
+            # the devices' last polls, where they can be read: the first poll of each
+            # then gives the downtime gap records from there (daq/downtime.py)
+            self._db.executemany("INSERT OR REPLACE INTO seqs VALUES (?, ?)",
+                                 [(SLOT + k, v) for k, v in aside["last_polls"].items()])
             # the seqs of the damaged file are lost: start above any counter it can have
             # held (one seq per second since 1970), so no key is ever given twice
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seq_floor', ?)",
@@ -186,8 +258,10 @@ class Outbox:
         self._unflushed = 0  # rows committed since ``seqs`` was last written
         self.slots: dict[str, float] = {k.removeprefix(SLOT): v / 1000 for k, v in
                                         self._seqs.items() if k.startswith(SLOT)}
+        self._started: set[str] = set()  # channels given a seq since the outbox opened
         meta = dict(self._db.execute("SELECT key, value FROM meta"))
         self._seq_floor = int(meta.get("seq_floor", 0))
+        self.restart_skip = self._restart_skip()
         self.set_aside = self.set_aside or meta.get("set_aside")
         self._depth = {lane: self._db.execute(f"SELECT COALESCE(SUM(n), 0) FROM {_T[lane]}")
                        .fetchone()[0] for lane in Lane}
@@ -198,6 +272,8 @@ class Outbox:
         self.synced_at = time.monotonic()
         self.sync_interval = sync_interval
         self._wal_fd: int | None = None
+        if aside is not None:  # said on the uplink, first of all, durably
+            self.add([(SET_ASIDE_TOPIC, set_aside_record(aside))])
         self.sync()
 
     def _open(self) -> sqlite3.Connection:
@@ -221,6 +297,15 @@ class Outbox:
             db.close()
             raise
         return db
+
+    def _restart_skip(self) -> int:
+        """The seqs each channel without a downtime skip jumps at its first reading."""
+        if not any(not k.startswith(("#", SLOT)) for k in self._seqs) and not self._seq_floor:
+            return 0  # a new outbox: nothing can have been published from it
+        if AT not in self._seqs:  # a file of a version that kept no commit time
+            return RESTART_BURST
+        idle = max(time.time() - self._seqs[AT] / 1000, 0.0)
+        return math.ceil(idle * RESTART_RATE) + RESTART_BURST
 
     def _set_aside(self, err: sqlite3.DatabaseError) -> str:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -258,12 +343,19 @@ class Outbox:
             for topic, reading in items:
                 ch = reading.channel
                 last = touched.get(ch, max(self._seqs.get(ch, 0), self._seq_floor))
-                jump = skip.pop(ch, 0)
+                if ch in skip:
+                    jump = skip.pop(ch)
+                elif ch not in self._started and ch not in touched:
+                    jump = self.restart_skip
+                else:
+                    jump = 0
                 seq = last + jump + 1
                 touched[ch] = seq
                 payload = reading.to_payload(seq)
                 if jump and "gap" in payload:
                     payload["gap"] = {**payload["gap"], "seq_skipped": [last + 1, seq - 1]}
+                elif jump:
+                    payload["seq_skipped"] = [last + 1, seq - 1]
                 if envelope:
                     payload = {**envelope, **payload}
                 groups.setdefault((int(reading.lane), topic), []).append(_encode(payload))
@@ -271,6 +363,7 @@ class Outbox:
             rows = [(lane, topic, len(texts), pack(",".join(texts)))
                     for (lane, topic), texts in groups.items()]
             marks = {k: round(v * 1000) for k, v in (slots or {}).items()}
+            marks[AT] = round(time.time() * 1000)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 top = dict(self._top)
@@ -281,8 +374,8 @@ class Outbox:
                     self._db.execute(
                         f"INSERT INTO {_T[Lane(lane)]}(id, topic, n, data, marks) "
                         "VALUES (?,?,?,?,?)", (top[Lane(lane)], topic, n, data,
-                                               json.dumps(marks) if marks and not i else None))
-                new = {**touched, **{SLOT + k: v for k, v in marks.items()}}
+                                               None if i else json.dumps(marks)))
+                new = {**touched, **{k if k == AT else SLOT + k: v for k, v in marks.items()}}
                 flush = self._unflushed + len(rows) >= FLUSH_ROWS
                 if flush:
                     self._write_seqs_locked(new, top)
@@ -291,6 +384,7 @@ class Outbox:
                 self._rollback_locked()
                 raise
             self._seqs.update(new)
+            self._started.update(touched)
             self._top = top
             if flush:
                 self._flushed_locked()
