@@ -487,10 +487,10 @@ class Outbox:
     def pending(self, lane: Lane, after_id: int, limit: int) -> list[Row]:
         """Rows of one lane after ``after_id``, oldest first."""
         with self._lock:
-            cur = self._db.execute(f"SELECT id, topic, n, data FROM {_T[lane]} WHERE id>? "
+            got = self._db.execute(f"SELECT id, topic, n, data FROM {_T[lane]} WHERE id>? "
                                    "AND id<=? ORDER BY id LIMIT ?",
-                                   (after_id, self._durable[lane], limit))
-            return [decode_row(lane, r) for r in cur]
+                                   (after_id, self._durable[lane], limit)).fetchall()
+        return [decode_row(lane, r) for r in got]  # outside the lock: commits go on
 
     def has_pending(self, lane: Lane, after_id: int) -> bool:
         """Whether ``pending`` would return anything (no query: the publisher asks often)."""
