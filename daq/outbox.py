@@ -2,11 +2,16 @@
 
 A reading is *accepted* when the transaction that inserts it commits; the same transaction
 assigns its per-channel ``seq``, which therefore survives restarts and never repeats, so a
-gap in ``seq`` at a subscriber always means a lost reading or one that a gap record names.
+gap in ``seq`` at a subscriber always means a lost reading or one that a gap record, or
+the first reading after a start (``seq_skipped``, channels without slots), names.
 
 Flash is the RTU's scarcest resource, so one row holds every reading of one topic and
-lane from one commit (in practice one device's poll), zlib-compressed, and the broker's
-acknowledgements delete whole ranges of rows (``ack_through``), never row by row.
+lane from one commit (in practice one device's poll), deflated with a preset dictionary,
+and the broker's acknowledgements delete whole ranges of rows (``ack_through``), never
+row by row. A commit writes its rows and nothing else: the seqs it gave are in its
+readings, the polls' instants in its ``marks``; the ``seqs`` table catches up before rows
+are deleted (and every FLUSH_ROWS rows), and ``scan`` completes it from the rows on
+opening. Freed pages are not zeroed (``secure_delete`` is on in some SQLite builds).
 A row is published only once it is durable: ``sync()`` fsyncs the write-ahead log and
 moves the watermark ``pending`` may read to; so a power cut can roll back only readings
 no subscriber has seen (their seq may be given again, harmlessly), and the downtime gap
@@ -86,6 +91,8 @@ def scan(db: sqlite3.Connection) -> tuple[dict[str, int], dict[str, int]]:
     if got is None:  # a file of a version that wrote ``seqs`` with every commit
         return seqs, tops
     through = json.loads(got[0])
+    for t in tops:  # ids go on above the rows the table accounts for, even when deleted
+        tops[t] = max(tops[t], int(through.get(t, 0)))
     for lane, t in _T.items():
         for _, _, _, data, marks in db.execute(
                 f"SELECT id, topic, n, data, marks FROM {t} WHERE id>? ORDER BY id",

@@ -169,7 +169,17 @@ def test_seqs_and_last_polls_survive_a_kill_between_table_updates(tmp_path: Path
     assert again.slots == {"d": 1004.0}
     assert again.add([("t", reading("a", 9)), ("t", reading("b", 9))],
                      skip={"a": 0, "b": 0}) == [6, 4]
+    again.ack(again.all_rows())  # all delivered: the table empty, its seqs written
     again.close()
+    ob.close()
+    ob = Outbox(copy / "o.db")  # new rows get ids above those the seqs table covers
+    ob.add([("t", reading("a", 10))], skip={"a": 0})
+    ob.sync()
+    shutil.rmtree(live)
+    live.mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copy(f"{copy}/o.db{suffix}", f"{live}/o.db{suffix}")
+    assert Outbox(live / "o.db").last_seq("a") == 7
     ob.close()
 
 
