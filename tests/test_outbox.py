@@ -224,3 +224,49 @@ def test_a_restored_copy_never_reuses_a_key_of_a_channel_without_slots(tmp_path:
         first, last = p["seq_skipped"]
         assert first == 2 and last == p["seq"] - 1  # named: not readings lost
     restored.close()
+
+
+def test_an_outbox_of_the_previous_versions_is_read_and_continued(tmp_path: Path) -> None:
+    """Files written before the marks column and the preset dictionary (seqs written with
+    every commit, plain zlib rows), and before that one row per reading: their rows are
+    sent as they were, their seqs and last polls go on."""
+    import json
+    import sqlite3
+    import zlib
+
+    from daq.outbox_read import OutboxReader
+
+    old = json.dumps({"device": "d", "channel": "a", "quantity": "q", "value": 1.0,
+                      "unit": "m", "quality": "good", "ts": "2026-01-01T00:00:00.000Z",
+                      "seq": 7})
+    path = tmp_path / "prev.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for lane in range(3):
+        db.execute(f"CREATE TABLE rows{lane} (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, "
+                   "n INTEGER NOT NULL, data BLOB NOT NULL)")
+    db.execute("CREATE TABLE seqs (channel TEXT PRIMARY KEY, last INTEGER NOT NULL) "
+               "WITHOUT ROWID")
+    db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO rows2 VALUES (1, 't', 1, ?)", (zlib.compress(old.encode()),))
+    db.execute("INSERT INTO seqs VALUES ('a', 7), ('#slot:d', 1767225600000)")
+    db.close()
+    assert OutboxReader(path).last_seq("a") == 7
+    ob = Outbox(path)
+    assert ob.all_readings() == [json.loads(old)] and ob.slots == {"d": 1767225600.0}
+    assert ob.add([("t", reading("a", 2.0))], skip={"a": 0}) == [8]
+    ob.close()
+
+    oldest = tmp_path / "oldest.db"
+    db = sqlite3.connect(oldest, isolation_level=None)
+    db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, lane INTEGER, "
+               "topic TEXT, channel TEXT, seq INTEGER, payload TEXT)")
+    db.execute("CREATE TABLE seqs (channel TEXT PRIMARY KEY, last INTEGER NOT NULL)")
+    db.execute("INSERT INTO outbox(lane, topic, channel, seq, payload) "
+               "VALUES (2, 't', 'a', 7, ?)", (old,))
+    db.execute("INSERT INTO seqs VALUES ('a', 7)")
+    db.close()
+    ob = Outbox(oldest)
+    assert ob.all_readings() == [json.loads(old)]
+    assert ob.add([("t", reading("a", 2.0))], skip={"a": 0}) == [8]
+    ob.close()
