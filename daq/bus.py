@@ -124,7 +124,8 @@ class BusWorker(threading.Thread):
                  sink: Callable[[PollResult], None], *,
                  opener: Callable[[BusConfig], Any] = open_link,
                  wall: Callable[[], float] = time.time,
-                 on_tick_end: Callable[[], None] | None = None) -> None:
+                 on_tick_end: Callable[[], None] | None = None,
+                 clock: Any = None) -> None:
         super().__init__(name=f"bus-{bus.name}", daemon=True)
         self.bus = bus
         self.devices = {d.name: d for d in bus.devices}
@@ -132,6 +133,11 @@ class BusWorker(threading.Thread):
         self.sink = sink
         self._opener = opener
         self._wall = wall  # the system clock; replaceable to test clock steps
+        # a simulated clock (``time()``, ``wait_until(event, when, at_most)``) runs days of
+        # acquisition in seconds in tests (tests/simclock.py); None: the system clock
+        self._clock = clock
+        if clock is not None:
+            self._wall = wall = clock.time
         self._halt = threading.Event()
         self.link: Any = None
         self.link_error: str | None = None
@@ -207,7 +213,11 @@ class BusWorker(threading.Thread):
                         self.on_tick_end()
                     self._ticked = False
                     self._kick.clear()
-                    if not self._serve_requests():  # after serving one, look at the clock
+                    if self._serve_requests():  # after serving one, look at the clock
+                        continue
+                    if self._clock is not None:
+                        self._clock.wait_until(self._kick, due, 1.0)
+                    else:
                         self._kick.wait(min(wait, 1.0))
                     continue
                 self._poll_due(name, due)

@@ -154,10 +154,12 @@ RUNTIME_DIR = Path("/run/daq")  # systemd RuntimeDirectory=daq: where the servic
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
+    from .access import present
+
     if args.state_dir:
         return Path(args.state_dir)
     runtime = Path(os.environ.get("RUNTIME_DIRECTORY") or RUNTIME_DIR)
-    if (runtime / "status.json").exists():
+    if present(runtime / "status.json"):  # also one we may not read: read_status says who may
         return runtime
     if args.config:
         from . import config

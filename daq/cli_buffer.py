@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.buffer_command == "stats":
             return _stats(reader.stats(), args.json)
-        return _export(reader.readings(since, until, args.lane), args)
+        return _export(annotated(reader.readings(since, until, args.lane), reader), args)
     finally:
         reader.close()
 
@@ -144,8 +144,65 @@ def _stats(st: dict[str, Any], as_json: bool) -> int:
     return 0
 
 
+_WORSE = {"good": 0, "suspect": 1, "bad": 2, "missing": 3}
+
+
+def manual_mismatches(reader: Any) -> dict[tuple[str, int], dict[str, Any]]:
+    """(channel, seq) of every automatic reading a manual one disagreed with → the
+    annotation: the buffered ``annotation/…`` readings (whatever the export's lane or time
+    range), and the manual store's suspect pairs, which outlive an annotation the broker
+    already has (the result lane goes ahead of the raw one)."""
+    from .manual.store import suspect_autos
+
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for p in suspect_autos(reader.db):
+        manual = {"value": p["manual_value"], "ts": _iso(p["manual_ts"]), "by": p["by"],
+                  "manual_id": p["manual_id"]}
+        out[(str(p["channel"]), int(p["seq"]))] = {
+            "quality": "suspect", "reason": "manual_mismatch", "manual": manual,
+            "difference": p["difference"]}
+    for r in reader.readings(lane="result"):
+        key = r.get("annotates")
+        if r.get("source") == "annotation" and isinstance(key, dict) and "seq" in key:
+            out[(str(key.get("channel")), int(key["seq"]))] = dict(r.get("annotation") or {})
+    return out
+
+
+def annotated(readings: Any, reader: Any) -> Any:
+    """``readings`` with each manual-mismatch annotation applied: the automatic reading it
+    names is exported ``suspect`` (or worse, if it already was), flag ``manual_mismatch``,
+    the annotation beside it (``annotation``, with the quality it was measured with)."""
+    notes = manual_mismatches(reader)
+    for r in readings:
+        note = notes.get((str(r.get("channel")), r.get("seq"))) if notes else None
+        if note is None or r.get("source") in ("manual", "annotation"):  # not automatic
+            yield r
+            continue
+        quality = str(r.get("quality", "good"))
+        flags = list(r.get("flags") or [])
+        yield {**r, "quality": max(quality, str(note.get("quality", "suspect")),
+                                   key=lambda q: _WORSE.get(q, 0)),
+               "flags": flags if "manual_mismatch" in flags else [*flags, "manual_mismatch"],
+               "annotation": {**note, "measured_quality": quality}}
+
+
+def _iso(t: float | None) -> str | None:
+    from .model import format_ts
+
+    return None if t is None else format_ts(datetime.fromtimestamp(t, UTC))
+
+
 def _export(readings: Any, args: argparse.Namespace) -> int:
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    try:
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output \
+            else sys.stdout
+    except OSError as err:
+        from .access import denied
+
+        why = denied(args.output, os.W_OK) if isinstance(err, PermissionError) \
+            else err.strerror
+        print(f"daq buffer: cannot write {args.output}: {why}", file=sys.stderr)
+        return 2
     n = 0
     try:
         if args.format == "jsonl":

@@ -149,6 +149,11 @@ def load(path: str | os.PathLike[str], *, drivers: Mapping[str, type[Driver]] | 
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_CONFIG_BYTES + 1)
+    except PermissionError as err:
+        from .access import denied
+
+        raise ConfigError([ConfigProblem("", f"cannot read file: {denied(path)}")],
+                          source) from err
     except OSError as err:
         raise ConfigError([ConfigProblem("", f"cannot read file: {err.strerror}")], source) \
             from err
@@ -249,7 +254,8 @@ def _loads(doc: Any, source: str | None, drivers: Mapping[str, type[Driver]] | N
                 quarantined.extend(p for p in trial.problems
                                    if p.path.split(".")[1:2] == [name])
     if checked.get("processing") and checked["processing"].get("chains"):
-        _check_processing(checked["processing"], sensors, buses, drivers, ctx)
+        _check_processing(checked["processing"], sensors, buses, drivers, ctx,
+                          doc.get("processing"))
         if quarantine:  # a chain of a quarantined sensor goes with it; the rest runs
             for p in [p for p in ctx.problems if p.path.startswith("processing.chains.")]:
                 ctx.problems.remove(p)
@@ -331,13 +337,14 @@ def _check_sensors(sensors: dict[str, Any], buses: list[BusConfig],
 
 def _check_processing(processing: dict[str, Any], sensors: dict[str, Any],
                       buses: list[BusConfig], drivers: Mapping[str, type[Driver]],
-                      ctx: Ctx) -> None:
+                      ctx: Ctx, raw: Any = None) -> None:
+    """``raw``: the section as read (its mappings know each key's line)."""
     from .processing.config import check_channels
     from .sensors.config import KIND_OUTPUTS
 
     channels = _channel_names(buses, drivers) | {
         f"{sid}.{q}" for sid, s in sensors.items() for q in KIND_OUTPUTS.get(s["kind"], ())}
-    check_channels(processing, channels, ctx)
+    check_channels(processing, channels, ctx, raw)
 
 
 def _channel_names(buses: list[BusConfig], drivers: Mapping[str, type[Driver]]) -> set[str]:

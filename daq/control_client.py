@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .access import denied, present
 from .control import PROTOCOL_VERSION, RequestError, socket_path
 
 
@@ -30,11 +31,11 @@ class Client:
         self.sock.settimeout(timeout)
         try:
             self.sock.connect(str(self.path))
-        except PermissionError as err:
+        except PermissionError:
             self.sock.close()
-            raise ControlDenied(f"not allowed to use {self.path} ({err.strerror}): the "
-                                "daemon's group (daq) may; `usermod -aG daq $USER`, then "
-                                "log in again") from None
+            raise ControlDenied(f"not allowed to use the daemon's control socket "
+                                f"{self.path}: {denied(self.path, os.R_OK | os.W_OK)}"
+                                ) from None
         except OSError as err:
             self.sock.close()
             raise ControlUnavailable(f"no daemon answers on {self.path}: "
@@ -92,9 +93,10 @@ def candidate_dirs(state_dir: str | None = None,
 
 
 def find_socket(state_dir: str | None = None, config_state_dir: str | None = None) -> Path:
-    """The first of the candidate directories holding a socket (else the first one)."""
+    """The first of the candidate directories holding a socket (else the first one); one
+    this user may not look into counts as holding it, so that connecting says who may."""
     dirs = candidate_dirs(state_dir, config_state_dir)
-    return next((socket_path(d) for d in dirs if socket_path(d).exists()),
+    return next((socket_path(d) for d in dirs if present(socket_path(d))),
                 socket_path(dirs[0]))
 
 

@@ -173,6 +173,7 @@ class Pipeline(threading.Thread):
                     log.error("pipeline_error", device=res.device.name,
                               error=f"{type(err).__name__}: {err}")
                     self.outbox.bump("pipeline_errors")
+            self.queue.task_done()  # queue.join(): every poll so far went through the chains
         return items, stopping
 
     def run(self) -> None:
@@ -183,6 +184,8 @@ class Pipeline(threading.Thread):
             self.heartbeat = time.monotonic()
             items, stopping = self._gather(stopping)
             pending.extend(items)
+            if self.processor is not None:  # reports due with no chained poll to carry
+                pending.extend(self.processor.take_queued())  # them (the next scan 4 h away)
             if not pending:
                 self._sync()
                 continue
@@ -288,8 +291,14 @@ def _finite_or_none(x: Any) -> Any:
 
 
 class Daemon:
-    def __init__(self, cfg: Config, *, state_dir: str | None = None) -> None:
+    """``clock``: None for the system clock; a simulated one (``time()``,
+    ``wait_until(event, when, at_most)``, see tests/simclock.py) drives the polls and the
+    processing's day roll-over, so tests run simulated days in seconds."""
+
+    def __init__(self, cfg: Config, *, state_dir: str | None = None,
+                 clock: Any = None) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.state_dir = Path(state_dir or cfg.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = lock_state_dir(self.state_dir)  # before the outbox is opened
@@ -317,10 +326,10 @@ class Daemon:
             log.info("processing_kernels_ready",  # before any poll
                      seconds=round(warm(dict(cfg.processing)), 3))
             self.processor = self.pipeline.processor = Processor.from_config(
-                cfg, self.state_dir)
+                cfg, self.state_dir, now=None if clock is None else clock.time())
         self.workers = [BusWorker(bus, {d.name: instantiate(d, cfg.drivers)
                                         for d in bus.devices}, self.pipeline.submit,
-                                  on_tick_end=self.pipeline.tick_end)
+                                  on_tick_end=self.pipeline.tick_end, clock=clock)
                         for bus in cfg.buses]
         if cfg.mqtt is not None:
             self.publisher = Publisher(cfg.mqtt, self.outbox, site=cfg.site, rtu=cfg.rtu,
@@ -485,9 +494,10 @@ class Daemon:
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_status:
-                if self.processor is not None:
+                if self.processor is not None:  # unit states, the day roll-over
                     self.processor.tick({s.name: s.up for w in self.workers
-                                         for s in w.states.values()})
+                                         for s in w.states.values()},
+                                        now=None if self.clock is None else self.clock.time())
                 self.write_status()
                 next_status = now + 1.0
             if now >= next_maintenance:

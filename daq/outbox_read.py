@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .access import denied, present
 from .model import Lane, parse_ts
 from .outbox import TABLES, Row, decode_row, scan
 
@@ -37,8 +38,11 @@ def _ts(r: dict[str, Any]) -> datetime | None:
 class OutboxReader:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        if not self.path.exists():
+        if not present(self.path):
             raise OutboxUnreadable(f"no outbox at {self.path}")
+        if not os.access(self.path, os.R_OK):  # sqlite3 would say "unable to open"
+            raise OutboxUnreadable(f"cannot read the outbox {self.path}: "
+                                   f"{denied(self.path)}")
         try:
             self.db = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro",
                                       uri=True, timeout=5.0,

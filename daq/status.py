@@ -30,6 +30,10 @@ def read_status(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
         status = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None, f"no status file at {path}: is the daemon running with this state dir?"
+    except PermissionError:
+        from .access import denied
+
+        return None, f"cannot read the daemon's status {path}: {denied(path)}"
     except (OSError, ValueError) as err:
         return None, f"cannot read {path}: {err}"
     age = time.time() - parse_ts(status["updated"]).timestamp()

@@ -1,7 +1,8 @@
 # Sourced by scripts/demo and scripts/test: installs what the project needs, once.
 # Debian packages: mosquitto (the demo's and the tests' broker), rtklib (rnx2rtkp, the GNSS
 # reference), systemd (systemd-analyze verify), socat (pty pairs), tmux (tests that read
-# what a terminal shows: progress bars, live views), python3-venv.
+# what a terminal shows: progress bars, live views), zsh (the zsh completion's tests),
+# python3-venv.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,6 +15,7 @@ if [ "${DAQ_SETUP:-full}" = full ]; then
   command -v systemd-analyze >/dev/null || missing+=(systemd)
   command -v socat >/dev/null || missing+=(socat)
   command -v tmux >/dev/null || missing+=(tmux)
+  command -v zsh >/dev/null || missing+=(zsh)
 fi
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,66 @@ manual:
                      "alarms.rules.unit1/level.water_level.on_dealy", "did you mean 'on_delay'",
                      "limits must be ordered", "manual.sensors.unit1/level.range"):
         assert expected in text, (expected, text)
+
+
+TIMERS = """\
+alarms:
+  rules:
+    unit1/level:
+      water_level:
+        rate: {limit: 2.5, period: 30s, direction: rise}
+    unit2/level:
+      fault: {flags: [], bad_quality: false, stuck_after: 25s, stuck_band: 0.001}
+"""
+
+
+def persisted(state: Path, alarm: str) -> dict[str, Any]:
+    """The alarm's state as the durable store holds it (read-only, beside the daemon)."""
+    import sqlite3
+
+    path = state / "outbox.sqlite3"
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        row = db.execute("SELECT state FROM alarm_state WHERE alarm=?", (alarm,)).fetchone()
+    except sqlite3.OperationalError:  # not created yet
+        row = None
+    finally:
+        db.close()
+    return json.loads(row[0]) if row else {}
+
+
+def test_rate_and_stuck_timers_continue_across_kill9(
+        tmp_path: Path, broker: Broker, subscriber: Subscriber, run_daemon: Any) -> None:
+    """A rise begun before a SIGKILL is detected after the restart (the rate window is in
+    the store), and a stuck signal's time counts from before the restart."""
+    state = tmp_path / "state"
+    rate, stuck = "unit1/level/water_level.rate", "unit2/level/fault"
+    with ModbusTestServer.tcp(units=(1, 2)) as srv:
+        srv.set_value(1, 0, 10.0, "float32")
+        srv.set_value(2, 0, 7.0, "float32")
+        cfg = write_config(tmp_path / "c.yaml", srv.url, "modbus_tcp", {1: 10.0, 2: 7.0},
+                           extra=TIMERS)
+        d = run_daemon(cfg, broker.url, state)
+        wait_for(lambda: len(persisted(state, rate).get("rate_memory", [])) >= 2, 60,
+                 "the level at 10 m in the persisted rate window")
+        since = wait_for(lambda: persisted(state, stuck).get("stuck_since"), 60,
+                         "the stuck reference persisted")
+        srv.set_value(1, 0, 11.0, "float32")  # 1 m of the rise before the kill
+        wait_for(lambda: any(v == 11.0 for _, v in persisted(state, rate)["rate_memory"]),
+                 60, "the rise's start in the persisted window")
+        d.kill()
+        assert not [e for e in events(subscriber) if e["event"] == "raised"]
+        srv.set_value(1, 0, 13.0, "float32")  # and 2 m after: then flat
+        restart = time.time()
+        d2 = run_daemon(cfg, broker.url, state)
+        raised = wait_for(lambda: {e["alarm"]: e for e in events(subscriber)
+                                   if e["event"] == "raised"}.keys() >= {rate, stuck}
+                          and {e["alarm"]: e for e in events(subscriber)
+                               if e["event"] == "raised"}, 90, "both alarms raised")
+        assert d2.stop() == 0
+    assert raised[rate]["value"] == 13.0  # 3 m within 30 s, 2 m of it after the restart
+    at = raised[stuck]["state"]["raised_at"]
+    assert at - since >= 25.0  # counted from the reference before the kill ...
+    assert at < restart + 25.0  # ... not from the restart

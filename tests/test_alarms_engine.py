@@ -8,7 +8,7 @@ import math
 import pytest
 
 from daq.alarms.alarm_config import ALARMS, Rule, build
-from daq.alarms.engine import Alarm, CommandError
+from daq.alarms.engine import Alarm, CommandError, State
 from daq.schema import Ctx, load_yaml
 
 
@@ -181,3 +181,79 @@ def test_a_stuck_signal_is_a_sensor_fault() -> None:
     assert [x.event for t, v in flat for x in a.update(v, "good", (), t)] == []
     assert [x.event for x in a.update(812.3, "good", (), 3600.0)] == ["raised"]
     assert [x.event for x in a.update(815.0, "good", (), 4200.0)] == ["cleared"]
+
+
+def restarted(a: Alarm) -> Alarm:
+    """The alarm as a new process builds it from what was persisted (JSON, as the store)."""
+    import json
+
+    return Alarm(a.rule, State.from_dict(json.loads(json.dumps(a.state.to_dict()))))
+
+
+def persisted_writes(a: Alarm, samples: list[tuple[float, float]]) -> int:
+    """Feed samples; count the updates that would be written (a transition or dirty)."""
+    n = 0
+    for t, v in samples:
+        trs = a.update(v, "good", (), t)
+        if trs or a.dirty:
+            n += 1
+            a.dirty = False
+    return n
+
+
+def test_a_rise_begun_before_a_restart_is_still_detected_within_the_period() -> None:
+    r = rule(id="L/level.rate", kind="rate", limit=0.5, period=3600.0, direction="rise")
+    a = Alarm(r)
+    first_half = [(float(t), 100.0 + 0.4 * t / 3600) for t in range(0, 1800)]  # 1 Hz
+    writes = persisted_writes(a, first_half)
+    assert writes <= 11  # one per period/20 (3 min), not one per sample
+    b = restarted(a)
+    second = [(float(t), 100.0 + 0.4 * t / 3600) for t in range(1900, 3700, 10)]
+    assert events(b, second) == []  # 0.4 m/h, measured over the restored hour
+    c = restarted(a)
+    rise = [(1800.0 + t, 100.2 + 0.4 * t / 1800) for t in range(100, 1800, 100)]
+    assert "raised" in events(c, rise)  # 0.2 m before, 0.4 m after: 0.6 m within the hour
+    fresh = Alarm(r)  # what a restart without the memory saw: only the second half's rise
+    assert events(fresh, [(t, v) for t, v in rise if t >= 1900.0]) == []
+
+
+def test_a_stuck_signal_counts_its_time_from_before_a_restart() -> None:
+    r = Rule(id="P07/fault", sensor="P07", quantity=None, kind="fault", severity=500,
+             stuck_after=3600.0, stuck_band=0.001)
+    a = Alarm(r)
+    assert persisted_writes(a, [(float(t), 812.3) for t in range(0, 2000)]) == 1
+    b = restarted(a)
+    assert [x.event for x in b.update(812.3, "good", (), 3000.0)] == []
+    assert [x.event for x in b.update(812.3, "good", (), 3600.0)] == ["raised"]
+    moving = Alarm(r)  # a moving signal never writes its reference
+    assert persisted_writes(moving, [(float(t), 812.3 + 0.01 * t) for t in range(600)]) == 0
+    once = Alarm(r)
+    persisted_writes(once, [(float(t), 812.3) for t in range(400)])
+    assert once.state.stuck_since == 0.0
+    once.update(813.0, "good", (), 400.0)  # it moved: the persisted reference goes
+    assert once.state.stuck_since is None and once.dirty
+    # a reference held less than stuck_after/20 is not kept: after a restart it counts anew
+    assert restarted(once).update(813.0, "good", (), 3900.0) == []
+
+
+def test_on_and_off_delays_count_from_before_a_restart() -> None:
+    a = Alarm(rule(on_delay=60.0, off_delay=60.0))
+    assert events(a, [(0.0, 11.0), (30.0, 11.0)]) == [] and a.state.cond_since == 0.0
+    b = restarted(a)  # the condition's start time is in the persisted state
+    assert [t.event for t in b.tick(59.0)] == [] and [t.event for t in b.tick(60.0)] == [
+        "raised"]
+    assert events(b, [(100.0, 5.0)]) == []
+    c = restarted(b)
+    assert [t.event for t in c.tick(160.0)] == ["cleared"]
+
+
+def test_a_rate_is_never_measured_across_a_long_outage() -> None:
+    """After a day down, the persisted window is too old to be a reference: a fast rise
+    after the restart is measured on its own, not averaged over the outage."""
+    r = rule(id="L/level.rate", kind="rate", limit=0.5, period=3600.0, direction="rise")
+    a = Alarm(r)
+    events(a, [(float(t), 100.0) for t in range(0, 3600, 60)])
+    b = restarted(a)
+    day = 86400.0
+    rise = [(day + t, 100.0 + 0.6 * t / 2400) for t in range(0, 2460, 60)]  # 0.9 m/h
+    assert "raised" in events(b, rise)

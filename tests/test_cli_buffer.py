@@ -72,3 +72,59 @@ def test_buffer_bad_input_and_missing_outbox(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr + order.stderr + missing.stderr
     helptext = daq("buffer", "--help")
     assert helptext.returncode == 0 and "examples:" in helptext.stdout
+
+
+def test_export_shows_a_reading_a_manual_one_disagreed_with_as_suspect(
+        run_daemon: Any, tmp_path: Path) -> None:
+    """The automatic reading a manual mismatch annotates is exported ``suspect`` (flag
+    ``manual_mismatch``, the annotation beside it) in CSV and JSON lines, also from a lane
+    without the annotation, and still once the annotation itself has been sent (acked)."""
+    from daq.model import Lane
+    from daq.outbox import Outbox
+
+    from .test_daemon_e2e import write_config as e2e_config
+    from .test_manual import MANUAL
+
+    state = tmp_path / "state"
+    with ModbusTestServer.tcp(units=(1,)) as srv:
+        srv.set_value(1, 0, 12.0, "float32")
+        cfg = e2e_config(tmp_path / "c.yaml", srv.url, "modbus_tcp", {1: 12.0}, extra=MANUAL)
+        d = run_daemon(cfg, NO_BROKER, state)
+        wait_for(lambda: (s := d.status()) and s["outbox"]["accepted"] >= 5, 60, "readings")
+        far = daq("manual", "add", "unit1/level", "14.0", "--by", "Li Wei", "--json",
+                  "--config", str(cfg), "--state-dir", str(state))
+        assert far.returncode == 0, far.stderr
+        assert d.stop() == 0
+    (entered,) = json.loads(far.stdout)
+    key = (entered["auto_channel"], entered["auto_seq"])
+
+    def export(*args: str) -> str:
+        out = daq("buffer", "export", "--state-dir", str(state), *args)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    rows = [json.loads(line) for line in export("--format", "jsonl").splitlines()]
+    notes = [r for r in rows if r.get("source") == "annotation"]
+    assert len(notes) == 1 and (notes[0]["annotates"]["channel"],
+                                notes[0]["annotates"]["seq"]) == key
+    auto = [r for r in rows if r["channel"] == "unit1/level"]
+    (hit,) = [r for r in auto if (r["channel"], r["seq"]) == key]
+    assert hit["quality"] == "suspect" and hit["flags"] == ["manual_mismatch"]
+    assert hit["annotation"]["measured_quality"] == "good"
+    assert hit["annotation"]["manual"]["value"] == 14.0
+    assert hit["annotation"]["difference"] == pytest.approx(14.0 - hit["value"])
+    assert len(auto) > 3 and all(r["quality"] == "good" and not r.get("flags")
+                                 for r in auto if r is not hit)
+    table = list(csv.DictReader(io.StringIO(export("--lane", "raw"))))
+    suspect = [(r["channel"], int(r["seq"]), r["flags"]) for r in table
+               if r["quality"] != "good"]
+    assert suspect == [(*key, "manual_mismatch")]
+    ob = Outbox(state / "outbox.sqlite3")  # the broker has acknowledged the result lane
+    try:
+        assert ob.ack_through(Lane.RESULT, 1 << 62) >= 1  # the manual reading, annotation
+    finally:
+        ob.close()
+    rows = [json.loads(line) for line in export("--format", "jsonl").splitlines()]
+    assert not [r for r in rows if r.get("source")]
+    assert [(r["channel"], r["seq"], r["quality"]) for r in rows if r["quality"] != "good"] \
+        == [(*key, "suspect")]

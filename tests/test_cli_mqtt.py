@@ -189,3 +189,135 @@ def test_a_client_with_the_same_id_taking_the_session(broker: LocalBroker) -> No
     assert code == 1
     causes = " ".join(s.get("cause", "") for s in out["steps"])
     assert "another client with the same client id keeps taking the session" in causes
+
+
+# -- the TLS failures a technician meets in the field: each said in words ----------------
+
+CA_CNF = """\
+[ca]
+default_ca = test
+[test]
+dir = .
+database = index.txt
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = anything
+copy_extensions = copy
+[anything]
+commonName = supplied
+"""
+
+
+def ec_request(d: Path, name: str, san: str | None = None) -> None:
+    """A P-256 key (fast to make) and its signing request, with ``san`` if given."""
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
+    (d / f"{name}.ext").write_text(f"subjectAltName={san}\n" if san else
+                                   "extendedKeyUsage=clientAuth\n")
+
+
+def ca_sign(d: Path, name: str, ca: str, *dates: str) -> None:
+    """``name``.crt signed by ``ca`` (``openssl ca`` takes any dates, e.g. in the past)."""
+    (d / "index.txt").touch()
+    if not (d / "serial").exists():
+        (d / "serial").write_text("1000\n")
+    (d / "ca.cnf").write_text(CA_CNF)
+    openssl("ca", "-batch", "-config", "ca.cnf", "-notext", "-cert", f"{ca}.crt",
+            "-keyfile", f"{ca}.key", "-in", f"{name}.csr", "-out", f"{name}.crt",
+            "-extfile", f"{name}.ext", *(dates or ("-days", "3")), cwd=d)
+
+
+@pytest.fixture
+def field_pki(pki: Path) -> Path:
+    """Beside ``pki``: an expired broker certificate, one from a CA the RTU does not know,
+    and a client certificate (ours, and one from that other CA)."""
+    d = pki
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "3", "-subj", "/CN=rogue-ca", "-keyout", "rogue-ca.key",
+            "-out", "rogue-ca.crt", cwd=d)
+    ec_request(d, "expired", "IP:127.0.0.1")
+    ca_sign(d, "expired", "ca", "-startdate", "20200101000000Z", "-enddate", "20200201000000Z")
+    ec_request(d, "stranger", "IP:127.0.0.1")
+    ca_sign(d, "stranger", "rogue-ca")
+    ec_request(d, "rtu-client")
+    ca_sign(d, "rtu-client", "ca")
+    ec_request(d, "rogue-client")
+    ca_sign(d, "rogue-client", "rogue-ca")
+    return d
+
+
+def tls_check(tmp_path: Path, pki: Path, port: int, tls: str) -> tuple[int, dict[str, Any]]:
+    cfg = config(tmp_path, f"url: mqtts://127.0.0.1:{port}\ntls: {{{tls}}}\n")
+    return check("--config", str(cfg), "--timeout", "10")
+
+
+def test_tls_expired_certificate_says_since_when(tmp_path: Path, field_pki: Path) -> None:
+    b = tls_broker(tmp_path, field_pki, "expired")
+    try:
+        code, out = tls_check(tmp_path, field_pki, b.port, f"ca_file: {field_pki}/ca.crt")
+    finally:
+        b.stop()
+    assert code == 1
+    tls = steps(out)["tls"]
+    assert tls["ok"] is False
+    assert "expired on 2020-02-01 00:00 UTC" in tls["cause"], tls
+    assert "connect" not in steps(out)
+
+
+def test_tls_unknown_ca_names_the_issuer(tmp_path: Path, field_pki: Path) -> None:
+    b = tls_broker(tmp_path, field_pki, "stranger")
+    try:
+        code, out = tls_check(tmp_path, field_pki, b.port, f"ca_file: {field_pki}/ca.crt")
+    finally:
+        b.stop()
+    assert code == 1
+    cause = steps(out)["tls"]["cause"]
+    assert cause.startswith("unknown CA:"), cause
+    assert "commonName=rogue-ca" in cause and f"{field_pki}/ca.crt" in cause
+
+
+def test_tls_name_mismatch_in_words(tmp_path: Path, pki: Path) -> None:
+    b = tls_broker(tmp_path, pki, "other")
+    try:
+        code, out = tls_check(tmp_path, pki, b.port, f"ca_file: {pki}/ca.crt")
+    finally:
+        b.stop()
+    assert code == 1
+    assert steps(out)["tls"]["cause"].startswith(
+        "name mismatch: the certificate is for other.example, not 127.0.0.1")
+
+
+def test_tls_broker_requiring_a_client_certificate(tmp_path: Path, field_pki: Path) -> None:
+    d = field_pki
+    b = LocalBroker(tmp_path)
+    b.conf.write_text(b.common() + f"listener {b.port} 127.0.0.1\nallow_anonymous true\n"
+                      f"cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n"
+                      "require_certificate true\n")
+    b.start()
+    ca = f"ca_file: {d}/ca.crt"
+    try:
+        without, no_cert = tls_check(tmp_path, d, b.port, ca)
+        good, fine = tls_check(tmp_path, d, b.port,
+                               f"{ca}, cert_file: {d}/rtu-client.crt, "
+                               f"key_file: {d}/rtu-client.key")
+        refused, rogue = tls_check(tmp_path, d, b.port,
+                                   f"{ca}, cert_file: {d}/rogue-client.crt, "
+                                   f"key_file: {d}/rogue-client.key")
+        human = subprocess.run([sys.executable, "-m", "daq", "mqtt", "check", "--config",
+                                str(tmp_path / "site.yaml")], cwd=REPO, capture_output=True,
+                               text=True, timeout=90)
+    finally:
+        b.stop()
+    assert without == 1
+    tls = steps(no_cert)["tls"]
+    assert tls["ok"] is False
+    assert "the broker requires a client certificate" in tls["cause"], tls
+    assert "tls.cert_file and tls.key_file" in tls["cause"]
+    assert "connect" not in steps(no_cert)
+    assert good == 0, fine
+    assert steps(fine)["tls"]["ok"] and steps(fine)["round trip"]["ok"]
+    assert refused == 1
+    assert "the broker refused our client certificate" in steps(rogue)["tls"]["cause"]
+    assert human.returncode == 1 and "Traceback" not in human.stderr
+    assert "the broker refused our client certificate" in human.stdout

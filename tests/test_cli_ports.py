@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from .clitools import Tmux
 
 REPO = Path(__file__).resolve().parents[1]
 HOLD = ("import os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
@@ -78,6 +83,57 @@ def test_bash_completion_from_the_parser(tmp_path: Path) -> None:
     assert complete("daq", "modbus", "read", "--kind", "") == ["holding", "input", "coil",
                                                                "discrete"]
     assert "solve" in complete("daq", "gnss", "")
+
+
+def _zsh(tmp_path: Path) -> Path:
+    """The zsh script in a file; the test is skipped (with the reason) without zsh."""
+    if shutil.which("zsh") is None:
+        pytest.skip("zsh is not installed (scripts/_setup.sh installs it)")
+    script = daq("completion", "zsh")
+    assert script.returncode == 0, script.stderr
+    path = tmp_path / "fpath" / "_daq"
+    path.parent.mkdir()
+    path.write_text(script.stdout)
+    return path
+
+
+def zsh(tmp_path: Path, code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["zsh", "-f", "-c", code], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "HOME": str(tmp_path),
+                                           "ZDOTDIR": str(tmp_path)})
+
+
+def test_zsh_completion_loads_sourced_and_from_fpath(tmp_path: Path) -> None:
+    script = _zsh(tmp_path)
+    # sourced into a bare shell (no compinit yet): the script starts compinit itself
+    sourced = zsh(tmp_path, f"source {script} && print -r -- $_comps[daq]")
+    assert (sourced.returncode, sourced.stdout, sourced.stderr) == (0, "_daq\n", "")
+    # installed as $fpath/_daq: compinit finds it by its #compdef line
+    installed = zsh(tmp_path, f"fpath=({script.parent} $fpath); autoload -Uz compinit; "
+                              "compinit -D; print -r -- $_comps[daq]")
+    assert (installed.returncode, installed.stdout, installed.stderr) == (0, "_daq\n", "")
+
+
+def test_zsh_completes_a_subcommand_on_a_terminal(tmp_path: Path) -> None:
+    script = _zsh(tmp_path)
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (scripts/_setup.sh installs it)")
+    term = Tmux(tmp_path, ["env", f"HOME={tmp_path}", f"ZDOTDIR={tmp_path}", "PS1=> ",
+                           "zsh", "-f"])
+    try:
+        term.keys(f"source {script} && print loaded-$((40 + 2))", "Enter")
+        term.wait_screen("loaded-42")
+        term.keys("daq modb", "Tab")
+        term.wait_screen("> daq modbus")  # capture-pane drops trailing spaces
+        term.keys("sc", "Tab")
+        term.wait_screen("> daq modbus scan")
+        term.keys("C-u", "daq modbus read --kind co", "Tab")
+        term.wait_screen("> daq modbus read --kind coil")
+        term.keys("C-u", "daq gnss ser", "Tab")  # the GNSS commands are in the table too
+        screen = term.wait_screen("> daq gnss series")
+    finally:
+        term.close()
+    assert "command not found" not in screen and "compdef" not in screen
 
 
 def test_modbus_tools_do_not_talk_over_the_daemon() -> None:

@@ -17,7 +17,7 @@ from daq.manual.manual_config import ManualSensor
 from daq.manual.report import compare
 from daq.testing import ModbusTestServer
 
-from .conftest import Broker, Subscriber, wait_for
+from .conftest import Broker, Subscriber, validator, wait_for
 from .test_daemon_e2e import write_config
 
 
@@ -84,6 +84,7 @@ def test_manual_round_trip_with_a_running_daemon_and_broker(
         assert entered["difference"] == pytest.approx(0.1, abs=1e-4)
         far = daq_manual(cfg, state, "add", "unit1/level", "14.0")
         assert far.returncode == 0, far.stderr
+        assert "both" in far.stdout  # the table says both readings of the pair are suspect
         implausible = daq_manual(cfg, state, "add", "unit1/level", "99")
         assert implausible.returncode == 2 and "plausible range" in implausible.stderr
         unit = daq_manual(cfg, state, "add", "unit1/level", "12", "--unit", "cm")
@@ -117,6 +118,28 @@ def test_manual_round_trip_with_a_running_daemon_and_broker(
     assert first["pair"]["channel"] == "unit1/level" and first["pair"]["seq"] >= 1
     assert second["quality"] == "suspect" and second["flags"] == ["manual_mismatch"]
     assert second["pair"]["suspect"] is True  # the automatic pair is named suspect too
+    # the automatic reading, already published good, is annotated suspect by its key
+    notes = [(json.loads(p), r) for t, p, _ in subscriber.messages
+             if t.endswith("/annotation/unit1/level") for r in json.loads(p)["readings"]]
+    assert len(notes) == 1  # only the 14.0 disagreed
+    check = validator("annotation.json")
+    for body, _ in notes:
+        check.validate(body)
+    for body in subscriber.payloads("/manual/unit1/"):
+        validator("manual.json").validate(body)
+    note = notes[0][1]
+    key = note["annotates"]
+    assert (key["rtu"], key["channel"], key["seq"]) == (
+        "rtu-7", second["pair"]["channel"], second["pair"]["seq"])
+    auto = next(r for r in subscriber.readings()
+                if (r["channel"], r["seq"]) == (key["channel"], key["seq"]))
+    assert auto["quality"] == "good" and key["ts"] == auto["ts"] == note["ts"]
+    assert note["value"] == auto["value"] and note["quality"] == "suspect"
+    assert note["annotation"]["quality"] == "suspect"
+    assert note["annotation"]["reason"] == "manual_mismatch"
+    assert note["annotation"]["manual"]["value"] == 14.0
+    assert note["annotation"]["difference"] == pytest.approx(14.0 - auto["value"])
+    assert note["annotation"]["tolerance"] == 0.5
     alarm = [r for t, p, _ in subscriber.messages if "/alarm/unit1/level/manual" in t
              and not t.endswith("/state") for r in json.loads(p)["readings"]]
     assert [a["event"] for a in alarm][:2] == ["raised", "cleared"]  # 14.0, then 12.2
@@ -127,3 +150,7 @@ def test_manual_round_trip_with_a_running_daemon_and_broker(
     diffs = [m["pair"]["difference"] for m in msgs]
     assert out["mean_difference"] == pytest.approx(sum(diffs) / 4)
     assert rep.returncode == 0 and out["verdict"] == "pass"
+    assert [(p["channel"], p["seq"], p["quality"]) for p in out["suspect_pairs"]] == [
+        (key["channel"], key["seq"], "suspect")]  # the local view shows it suspect too
+    text = daq_manual(cfg, state, "report", "unit1/level").stdout
+    assert "suspect automatic readings" in text and str(key["seq"]) in text

@@ -7,6 +7,7 @@ whose length is only a number in the chain."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -249,3 +250,81 @@ def test_a_simulated_day_replayed_at_full_speed_equals_the_batch_kernels():
         assert (s.extra["min"], s.extra["max"]) == (r.min, r.max)
         assert s.extra["std_pop"] == r.std_pop and s.extra["last"] == r.last
     assert sum(s.extra["n_despiked"] for s in got) == int(flags.sum()) > 30
+
+
+def _reports(items: list[tuple[str, Reading]]) -> list[dict[str, Any]]:
+    v = validator("daily_report.json")
+    out = []
+    for t, r in items:
+        if t == "report/daily":
+            v.validate({"v": 1, "site": "s", "rtu": "r", "readings": [r.to_payload(1)]})
+            out.append(r.extra["report"] | {"value": r.value})
+    return out
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_whole_days_the_daemon_was_down_are_reported_missing_not_skipped(
+        tmp_path: Path, clean: bool):
+    """The daemon stops (orderly, or killed after a periodic save) six hours into the
+    hydrological day of 2026-11-18 (08:00 Beijing time = 00:00 UTC) and starts again
+    three days later: the report of the 18th (6 of 24 hours acquired), then those of the
+    19th and 20th, FR 100 % and online rate 0, before the 21st goes on."""
+    d0 = T0 - 8 * 3600  # 2026-11-18T00:00Z, 08:00 in Asia/Shanghai
+    spec = {"timezone": "Asia/Shanghai", "day_start": 8,
+            "chains": {"L1.level": {"summaries": [600.0]}}}
+    state = tmp_path / "processing.json"
+    p = Processor(spec, {"L1.level": 60.0}, state, now=d0)
+    for i in range(360):
+        p.feed([reading(d0 + 60 * i, 1.0)])
+        p.tick({"level": True}, now=d0 + 60 * i + 1)
+    if clean:
+        p.flush()
+    else:
+        p.save()
+    restart = d0 + 3 * 86400 + 5 * 3600  # 2026-11-21 13:00 local
+    q = Processor(spec, {"L1.level": 60.0}, state, now=restart)
+    reps = _reports(q.take_queued())
+    assert [r["date"] for r in reps] == ["2026-11-18", "2026-11-19", "2026-11-20"]
+    first, *down = reps
+    assert first["channels"]["L1.level"]["valid"] == 360
+    assert first["value"] == pytest.approx(1080 / 1440)
+    for r in down:
+        ch = r["channels"]["L1.level"]
+        assert (ch["expected"], ch["valid"], ch["missing"], ch["fr"]) == (1440, 0, 1440, 1.0)
+        assert r["value"] == 1.0 and r["fr"] == 1.0
+        assert (r["covered_s"], r["running_s"], r["not_running_s"]) == (86400, 0, 86400)
+        assert r["units"]["level"]["online_rate"] == 0.0
+        assert r["units"]["level"]["mtbf_h"] is None and "days" not in r
+    assert down[0]["start"] == "2026-11-19T00:00:00Z" and down[1]["end"] == "2026-11-21T00:00:00Z"
+    # the day under way is counted from the restart, and reported in turn
+    out = q.feed([reading(restart, 1.0)])
+    assert _reports(out) == []
+    rolled = _reports(q.feed([reading(d0 + 4 * 86400, 1.0)]))
+    assert [r["date"] for r in rolled] == ["2026-11-21"]
+
+
+def test_a_long_outage_gives_31_daily_reports_and_one_range_record(tmp_path: Path):
+    """Down 39 whole days: the 31 most recent each get a report, the 8 before them one
+    range record; together they cover every day, with no hole and no overlap."""
+    d0 = T0 - 8 * 3600
+    spec = {"timezone": "Asia/Shanghai", "day_start": 8,
+            "chains": {"L1.level": {"summaries": [600.0]}}}
+    state = tmp_path / "processing.json"
+    p = Processor(spec, {"L1.level": 60.0}, state, now=d0)
+    p.feed([reading(d0, 1.0)])
+    p.tick({"level": True}, now=d0 + 1)
+    p.flush()
+    restart = d0 + 40 * 86400 + 600
+    reps = _reports(Processor(spec, {"L1.level": 60.0}, state, now=restart).take_queued())
+    assert len(reps) == 1 + 1 + 31
+    last, rng, *daily = reps
+    assert last["date"] == "2026-11-18"
+    assert (rng["date"], rng["last_date"], rng["days"]) == ("2026-11-19", "2026-11-26", 8)
+    assert rng["channels"]["L1.level"]["expected"] == 8 * 1440 and rng["fr"] == 1.0
+    assert rng["units"]["level"]["online_rate"] == 0.0
+    assert (daily[0]["date"], daily[-1]["date"]) == ("2026-11-27", "2026-12-27")
+    edges = [(last["start"], last["end"]), (rng["start"], rng["end"])] + [
+        (r["start"], r["end"]) for r in daily]
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(edges))
+    assert edges[-1][1] == "2026-12-28T00:00:00Z"
+    assert all(r["fr"] == 1.0 and "days" not in r for r in daily)

@@ -89,6 +89,102 @@ def test_hampel_matches_a_naive_numpy_formulation():
     assert np.array_equal(flags, ref) and flags.sum() >= 30
 
 
+def run_hampel(fn, x, k, t, floor):  # type: ignore[no-untyped-def]
+    out, flags = np.empty_like(x), np.empty(len(x), dtype=bool)
+    fn(x, k, t, floor, out, flags)
+    return out, flags
+
+
+@SETTINGS
+@given(values, st.integers(1, 18), st.floats(0, 5), st.sampled_from([0.0, 0.5, 50.0]))
+def test_hampel_network_form_equals_the_sorted_window_form(xs, k, t, floor):
+    """The block form (comparator network + counting) decides as the sliding sorted window
+    does, and both equal their pure-Python selves; k 17, 18 take the sorted form."""
+    x = np.array(xs, dtype=float)
+    out, flags = run_hampel(K._hampel, x, k, t, floor)
+    for fn in (K._hampel_sorted, K._hampel_sorted.py_func):
+        o, f = run_hampel(fn, x, k, t, floor)
+        assert same(o, out) and np.array_equal(f, flags)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 16])
+def test_hampel_network_form_over_many_blocks_with_gaps(k):
+    """Several blocks of centres, NaN alone, in runs and on block edges, odd and even
+    lengths, ties: every decision equals the sorted window's."""
+    rng = np.random.default_rng(k)
+    for n in [4 * K.BLOCK * 2 + 2 * k + 3 + e for e in range(4)] + [1500]:
+        x = np.round(rng.normal(size=n) * 4) / 4  # many ties
+        x[rng.integers(0, n, n // 50)] += rng.choice([-9.0, 9.0], n // 50)
+        x[rng.integers(0, n, 6)] = np.nan
+        x[4 * K.BLOCK + k - 2:4 * K.BLOCK + k + 3] = np.nan  # a run across a block edge
+        x[-1] = np.nan
+        for t in (0.0, 3.0):
+            a = run_hampel(K._hampel, x, k, t, 0.0)
+            b = run_hampel(K._hampel_sorted, x, k, t, 0.0)
+            assert same(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[1].sum() > 0
+            if k in (1, 5) and n != 1500:  # the pure-Python self reads the same bounds
+                p = run_hampel(K._hampel.py_func, x, k, t, 0.0)
+                assert same(a[0], p[0]) and np.array_equal(a[1], p[1])
+
+
+@pytest.mark.parametrize("k", range(1, K.NETWORK_MAX_K + 1))
+def test_middle_network_selects_the_middle_four(k):
+    """0-1 principle: a comparator network selects order statistics of every input iff it
+    does so for every 0/1 input; exhaustive up to 16 wires, random above. The kernel's
+    network: positions k-3 … k of the 2k-2 values a quad of windows shares (those that
+    exist: none for k = 1)."""
+    n = 2 * k - 2
+    net = K._middle_network(n, k - 3, k)
+    assert np.array_equal(net, K._middle_network.py_func(n, k - 3, k))
+    assert (net[:, 0] < net[:, 1]).all() and net.max(initial=0) < max(n, 1)
+    # _hampel applies the first layer as it loads a block
+    layer = np.array([(2 * r, 2 * r + 1) for r in range(n // 2)]).reshape(-1, 2)
+    assert np.array_equal(net[:n // 2], layer)
+    if n <= 16:
+        v = ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(float)
+    else:
+        v = np.random.default_rng(k).integers(0, 3, (20000, n)).astype(float)
+    ref = np.sort(v, axis=1)
+    for p, q in net:
+        lo, hi = np.minimum(v[:, p], v[:, q]), np.maximum(v[:, p], v[:, q])
+        v[:, p], v[:, q] = lo, hi
+    assert np.array_equal(v[:, max(k - 3, 0):k + 1], ref[:, max(k - 3, 0):k + 1])
+
+
+def test_middle_two_is_the_merge_of_a_sorted_run_and_two_values():
+    rng = np.random.default_rng(7)
+    for k in (1, 2, 3, 4, 6):  # the kernel's padding: -inf before the run, +inf after
+        for _ in range(300):
+            run = np.sort(rng.integers(0, 6, 2 * k - 2).astype(float))
+            a, b = rng.integers(0, 6, 2).astype(float)
+            ref = np.sort(np.concatenate([run, [a, b]]))
+            padded = np.concatenate([[-np.inf] * 2, run, [np.inf] * 2])
+            for fn in (K._middle_two, K._middle_two.py_func):
+                assert fn(*padded[k - 1:k + 3], a, b) == (ref[k - 1], ref[k])
+
+
+@SETTINGS
+@given(values, st.integers(1, 6), st.floats(0, 5))
+def test_hampel_block_helpers_equal_their_py_func(xs, k, t):
+    x = np.array(xs + [0.5] * (2 * k + 1), dtype=float)
+    for a, lo, hi in ((x[0], -1.0, 1.0), (x[-1], 0.0, 0.0), (-np.inf, 2.0, 3.0)):
+        assert K._clamp(a, lo, hi) == K._clamp.py_func(a, lo, hi)  # NaN gives hi: unused
+        if a == a:
+            assert K._clamp(a, lo, hi) == min(max(a, lo), hi)
+    w, m2 = 2 * k + 1, len(x) - 2 * k
+    med, dev = x[k:k + m2] * 0.5, np.abs(x[k:k + m2])
+    counts = []
+    for fn in (K._count_below, K._count_below.py_func):
+        cnt = np.zeros(m2)
+        fn(x, 0, w, m2, t * K.MAD_SCALE, med, dev, cnt)
+        counts.append(cnt)
+    assert same(counts[0], counts[1])
+    decided = [fn(x, k, k, t, 0.0, np.empty(w), np.empty(w))
+               for fn in (K._hampel_window, K._hampel_window.py_func)]
+    assert same(np.array([decided[0][0]]), np.array([decided[1][0]]))
+    assert decided[0][1] == decided[1][1]
+
+
 @SETTINGS
 @given(values, st.integers(1, 9), cuts)
 def test_rolling_median_and_mean(xs, w, at):

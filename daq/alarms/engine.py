@@ -17,6 +17,8 @@ from typing import Any
 from .alarm_config import Rule
 
 HOUR = 3600.0
+MEMORY_POINTS = 20  # a timer's persisted memory: at most this many writes per period
+STALE_REFERENCE = 1.25  # a rate's oldest value older than this many periods: a gap
 
 
 class CommandError(Exception):
@@ -49,6 +51,12 @@ class State:
     active_s: float = 0.0  # time active, summed over clears
     raised: int = 0  # times raised, ever
     realarms: int = 0  # re-annunciations since the last raise
+    # the timers' memory, so a restart continues them (written at a bounded rate: see
+    # Alarm._remember and Alarm._stuck): a rate alarm's values within its period, thinned
+    # to one per period/MEMORY_POINTS; a stuck detector's reference once it has held
+    rate_memory: list[list[float]] = field(default_factory=list)
+    stuck_since: float | None = None
+    stuck_value: float | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> State:
@@ -68,14 +76,26 @@ class Transition:
 
 
 class Alarm:
-    """One rule, its persisted state and (for a rate alarm) its recent values in memory."""
+    """One rule, its persisted state and (for a rate alarm) its recent values in memory.
+
+    The rate window holds every value of the period in memory; the state keeps a thinned
+    copy (one value per period/``MEMORY_POINTS``), so after a restart (even ``kill -9``)
+    a rise that began before it is still measured over the whole period. The stuck
+    detector's reference (since, value) goes to the state once it has held for
+    stuck_after/``MEMORY_POINTS``, and is dropped from it when the signal moves: a moving
+    signal costs no write, a restart loses at most that twentieth of the stuck time.
+    """
 
     def __init__(self, rule: Rule, state: State | None = None) -> None:
         self.rule = rule
         self.state = state or State()
-        self.window: collections.deque[tuple[float, float]] = collections.deque()
-        self.dirty = False  # the condition changed without a transition: persist it too
-        self.stuck: tuple[float, float] | None = None  # (since, value) of a constant signal
+        st = self.state
+        self.window: collections.deque[tuple[float, float]] = collections.deque(
+            (float(t), float(v)) for t, v in st.rate_memory)
+        self.dirty = False  # the condition or a timer's memory changed: persist it too
+        self.stuck: tuple[float, float] | None = (  # (since, value) of a constant signal
+            (st.stuck_since, st.stuck_value)
+            if st.stuck_since is not None and st.stuck_value is not None else None)
 
     # -- values ---------------------------------------------------------------------------
 
@@ -117,12 +137,19 @@ class Alarm:
         return True if mag >= r.limit else (False if mag < r.limit - r.deadband else prev)
 
     def _stuck(self, v: float | None, ts: float) -> bool:
-        """Unchanged within ``stuck_band`` for ``stuck_after`` (kept in memory only: after a
-        restart the time starts again)."""
+        """Unchanged within ``stuck_band`` for ``stuck_after``, counted across restarts."""
         if not self.rule.stuck_after or v is None:
             return False
+        st = self.state
         if self.stuck is None or abs(v - self.stuck[1]) > self.rule.stuck_band:
             self.stuck = (ts, v)
+            if st.stuck_since is not None:  # the persisted reference is stale now
+                st.stuck_since = st.stuck_value = None
+                self.dirty = True
+        elif (st.stuck_since is None
+              and ts - self.stuck[0] >= self.rule.stuck_after / MEMORY_POINTS):
+            st.stuck_since, st.stuck_value = self.stuck
+            self.dirty = True
         return ts - self.stuck[0] >= self.rule.stuck_after
 
     def _rate(self, v: float, ts: float) -> float | None:
@@ -131,6 +158,9 @@ class Alarm:
         w.append((ts, v))
         while len(w) > 2 and ts - w[1][0] >= period:
             w.popleft()
+        if len(w) > 1 and ts - w[0][0] > STALE_REFERENCE * period:
+            w.popleft()  # a gap (daemon down, device silent): never a rate across it
+        self._remember(ts, v)
         t0, v0 = w[0]
         if ts - t0 < period / 2:  # too short a span to judge a rate
             return None
@@ -138,6 +168,17 @@ class Alarm:
         if self.rule.percent:
             return None if v0 == 0 else change / abs(v0) * 100.0
         return change
+
+    def _remember(self, ts: float, v: float) -> None:
+        """The persisted copy of the window: a new point only every period/MEMORY_POINTS,
+        so a 1 Hz signal under a 1-h rate alarm writes the state every 3 minutes."""
+        mem, period = self.state.rate_memory, self.rule.period
+        if mem and ts - mem[-1][0] < period / MEMORY_POINTS:
+            return
+        mem.append([ts, v])
+        while len(mem) > 2 and ts - mem[1][0] >= period:
+            mem.pop(0)
+        self.dirty = True
 
     # -- time -----------------------------------------------------------------------------
 
@@ -261,6 +302,7 @@ class Alarm:
         self.state = State(transitions=st.transitions, active_s=st.active_s,
                            raised=st.raised, value=st.value, value_ts=st.value_ts)
         self.window.clear()
+        self.stuck = None
         return [Transition("in_service", now, by, detail)]
 
     # -- views ----------------------------------------------------------------------------

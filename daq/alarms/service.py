@@ -92,8 +92,8 @@ class AlarmService(threading.Thread):
         outbox.add = tapped
 
     def accepted(self, items: Any) -> None:
-        work = [r for _, r in items if r.lane != Lane.ALARM or
-                not r.channel.startswith(f"{TOPIC}/")]
+        work = [r for _, r in items if (r.lane != Lane.ALARM or
+                not r.channel.startswith(f"{TOPIC}/")) and r.extra.get("source") != "annotation"]
         if not work:
             return
         with self._lock:

@@ -19,7 +19,7 @@ def attach(daemon: Any) -> None:
     if cfg.manual is not None and cfg.manual.sensors:  # manual readings (daq/manual/)
         from ..manual.service import ManualService, with_manual_rules
 
-        daemon.manual = ManualService(cfg.manual, outbox)
+        daemon.manual = ManualService(cfg.manual, outbox, cfg.rtu)
         daemon.manual.watch(outbox)
         daemon.manual.register(server)
         alarms_cfg = with_manual_rules(cfg.alarms, cfg.manual)
@@ -37,6 +37,6 @@ def attach(daemon: Any) -> None:
             daemon.publisher.retained = daemon.alarms.retained
     from ..fieldcal.service import FieldCalibration  # daq calibrate (daq/fieldcal/)
 
-    daemon.fieldcal = FieldCalibration(outbox)
+    daemon.fieldcal = FieldCalibration(outbox, daemon.pipeline.sensors)
     daemon.fieldcal.wrap(outbox)  # outermost
     daemon.fieldcal.register(server)

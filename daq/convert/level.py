@@ -107,15 +107,19 @@ NAMUR_OVER_RANGE_MA = 20.5
 
 
 def scale_4_20ma(current_ma: float, low: float, high: float, *,
+                 zero_ma: float = 4.0,
                  wire_break_below: float = NAMUR_WIRE_BREAK_MA,
                  under_range_below: float = NAMUR_UNDER_RANGE_MA,
                  over_range_above: float = NAMUR_OVER_RANGE_MA) -> CurrentScaled:
-    """``low + (I − 4)/16·(high − low)`` with ``I`` in mA, and the NE 43 status."""
+    """``low + (I − I0)/16·(high − low)`` with ``I`` in mA, and the NE 43 status.
+
+    ``zero_ma`` (I0) is the current at ``low``: 4 mA, or a field zero (the 16 mA span
+    kept); the NE 43 status is always judged on the current itself."""
     i = finite(current_ma, "current (mA)")
     lo, hi = finite(low, "low"), finite(high, "high")
     if lo == hi:
         raise ValueError("the 4 mA and 20 mA values must differ")
-    value = lo + (i - 4.0) / 16.0 * (hi - lo)
+    value = lo + (i - finite(zero_ma, "zero_ma")) / 16.0 * (hi - lo)
     if i < wire_break_below:
         status = "wire_break"
     elif i < under_range_below:

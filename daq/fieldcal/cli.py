@@ -3,12 +3,21 @@
 ``zero`` takes the sensor's current reading as the new zero (``--reference`` to make it
 read a known value instead, e.g. a staff gauge); ``two-point`` fits gain and offset through
 two ``READING=REFERENCE`` points (readings as the daemon sees them before correction).
-Each is kept with who, when, before and after; later readings carry the new id.
+A sensor with a zero of its own is re-zeroed in its own unit: a VW piezometer's zero
+reading R0 (and T0, S0), a 4–20 mA level sensor's I0, a weir's crest reading, a radar or
+ultrasonic gauge's zero elevation, an encoder's counts0 is stored and the sensor converts
+with it; with ``--reference V`` that zero is solved so the main output (or ``--quantity``)
+reads V now. Other sensors, device channels and outputs the zero does not move get a
+linear offset (the output says which). Each is kept with who, when, before and after
+(and the raw zero); later readings carry the new id.
 
 Examples::
 
-    daq calibrate zero P07 --quantity pressure --by "Li Wei" --config site.yaml
-    daq calibrate zero LEVEL --reference 112.43 --config site.yaml
+    daq calibrate zero P07 --by "Li Wei" --config site.yaml   # new R0 (digits) and T0
+    daq calibrate zero W1 --config site.yaml                  # crest: the head reads 0
+    daq calibrate zero P07 --quantity piezometric_elevation --reference 81.92 --config site.yaml
+    daq calibrate zero LEVEL --reference 112.43 --config site.yaml   # radar: staff gauge
+    daq calibrate zero BARO --reference 101.3 --config site.yaml     # no zero: an offset
     daq calibrate two-point weir_logger/ch1 --point 4.02=0 --point 19.96=10 --config site.yaml
     daq calibrate history LEVEL --config site.yaml
 
@@ -34,8 +43,10 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("method", choices=("zero", "two-point", "history"))
     p.add_argument("sensor", help="sensor id or device channel")
-    p.add_argument("--quantity", help="which quantity (needed when the sensor has several)")
-    p.add_argument("--reference", type=float, default=0.0, help="zero: read this value now")
+    p.add_argument("--quantity", help="which quantity reads --reference (or takes the "
+                   "offset); needed for an offset when the sensor has several")
+    p.add_argument("--reference", type=float,
+                   help="zero: read this value now (default: the sensor's zero, else 0)")
     p.add_argument("--point", action="append", default=[], metavar="READING=REF",
                    help="two-point: twice")
     p.add_argument("--by", help="who (default: your login name)")
@@ -65,11 +76,12 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "history":
         cmd, body = "calibration_history", {"sensor": args.sensor}
     else:
-        body = {"sensor": args.sensor, "method": args.method, "by": args.by or _login(),
-                "reference": args.reference}
+        body = {"sensor": args.sensor, "method": args.method, "by": args.by or _login()}
         for k in ("quantity", "comment"):
             if getattr(args, k):
                 body[k] = getattr(args, k)
+        if args.reference is not None:
+            body["reference"] = args.reference
         if points:
             body["points"] = points
         cmd = "calibrate"
@@ -85,14 +97,26 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
+    from ..sensors.zero import describe
+
     rows = out["history"] if cmd == "calibration_history" else [out]
-    print(render(("id", "quantity", "by", "at", "before", "after"),
-                 [(r["id"], r["quantity"], r["by"], r["at"],
-                   f"{r['before']['value']:.6g} (gain {r['before']['gain']:.6g}, offset "
-                   f"{r['before']['offset']:.6g})",
-                   f"{r['after']['value']:.6g} (gain {r['after']['gain']:.6g}, offset "
-                   f"{r['after']['offset']:.6g})") for r in rows]))
+    print(render(("id", "quantity", "by", "at", "before", "after", "raw zero"),
+                 [(r["id"], r["quantity"], r["by"], r["at"], _side(r["before"]),
+                   _side(r["after"]), describe(r["native"]) if r.get("native") else "-")
+                  for r in rows]))
+    if out.get("note"):
+        print(out["note"])
     return 0
+
+
+def _side(s: dict[str, Any]) -> str:
+    if "zero" in s:  # a native re-zero: the main output, with the raw zero beside
+        return f"{s['quantity']} {_g(s['value'])} {s['units'][s['quantity']]}"
+    return f"{_g(s['value'])} (gain {s['gain']:.6g}, offset {s['offset']:.6g})"
+
+
+def _g(v: float | None) -> str:
+    return "-" if v is None else f"{v:.6g}"
 
 
 def _login() -> str:

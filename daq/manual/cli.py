@@ -20,10 +20,12 @@ import argparse
 import csv
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..access import denied, present
 from ..tables import render
 
 
@@ -154,9 +156,12 @@ def send(cfg: Any, args: argparse.Namespace, items: list[dict[str, Any]]) -> int
     if args.json:
         print(json.dumps(done, indent=1))
     else:
-        print(render(("sensor", "time", "manual", "automatic", "difference", "suspect"),
+        print(render(("sensor", "time", "manual", "automatic", "its channel, seq",
+                      "difference", "suspect"),
                      [(d["key"], d["ts"], d["value"], d.get("auto_value"),
-                       d.get("difference"), d["suspect"]) for d in done]))
+                       f"{d['auto_channel']}, {d['auto_seq']}" if d.get("auto_channel")
+                       else None, d.get("difference"),
+                       "both" if d["suspect"] else False) for d in done]))
     return 0
 
 
@@ -168,14 +173,19 @@ def report(cfg: Any, args: argparse.Namespace) -> int:
     if s is None:
         raise BadInput(f"{args.sensor!r} takes no manual readings in {cfg.source}")
     db = Path(args.state_dir or cfg.state_dir) / "outbox.sqlite3"
-    if not db.exists():
+    if not present(db):
         raise BadInput(f"no daemon state in {db.parent}")
+    if not os.access(db, os.R_OK):
+        raise BadInput(f"cannot read {db}: {denied(db)}")
     store = ManualStore(db, readonly=True)
     try:
         out = compare(s, store.readings(s.key, _time(args.since, "--since") or 0.0),
                       cfg.manual.pair_window)
     finally:
         store.close()
+    for p in out["suspect_pairs"]:
+        for k in ("ts", "manual_ts"):
+            p[k] = _iso(p[k])
     if args.json:
         print(json.dumps(out, indent=1))
     else:
@@ -186,7 +196,22 @@ def report(cfg: Any, args: argparse.Namespace) -> int:
         print(render(("figure", "value"), rows))
         for r in out["reasons"]:
             print(f"  - {r}")
+        if out["suspect_pairs"]:
+            print("suspect automatic readings (annotated on annotation/"
+                  f"{s.key}):")
+            print(render(("channel", "seq", "time", "automatic", "quality", "manual",
+                          "difference"),
+                         [(p["channel"], p["seq"], p["ts"], p["value"], p["quality"],
+                           p["manual_value"], p["difference"]) for p in out["suspect_pairs"]]))
     return 0 if out["verdict"] == "pass" else 1
+
+
+def _iso(t: float | None) -> str | None:
+    from datetime import UTC, datetime
+
+    from ..model import format_ts
+
+    return None if t is None else format_ts(datetime.fromtimestamp(t, UTC))
 
 
 def _login() -> str:

@@ -44,6 +44,12 @@ def compare(sensor: ManualSensor, readings: list[dict[str, Any]],
         "mean_difference": bias, "sd": sd, "two_sigma": two_sigma, "u95": u95,
         "tolerance": sensor.tolerance, "within_tolerance": within,
         "suspect": sum(1 for r in readings if r["suspect"]),
+        # the automatic readings a manual one disagreed with: suspect (and so annotated)
+        "suspect_pairs": [{"channel": r.get("auto_channel"), "seq": r.get("auto_seq"),
+                           "ts": r.get("auto_ts"), "value": r.get("auto_value"),
+                           "quality": "suspect", "manual_ts": r["ts"],
+                           "manual_value": r["value"], "difference": r["difference"]}
+                          for r in readings if r["suspect"]],
         "repeats": len(repeats), "repeat_max_seen": max(repeats) if repeats else None,
         "verdict": "pass" if not reasons else "fail", "reasons": reasons,
     }

@@ -3,9 +3,13 @@ take manual readings, and enter a manual reading (validated, paired, stored, pub
 
 A manual reading goes out on the result lane with source ``manual`` and its pair: the
 nearest automatic value within ``manual.pair_window`` and the difference. A difference
-beyond the sensor's tolerance marks the manual reading and its automatic pair (named by
-channel and seq) ``suspect`` and raises the sensor's ``{sensor}/manual`` fault alarm; a
-later manual reading within tolerance clears it.
+beyond the sensor's tolerance marks the manual reading ``suspect`` and raises the
+sensor's ``{sensor}/manual`` fault alarm (a later manual reading within tolerance clears
+it). The automatic pair was published as it was measured; in the same commit as the
+manual reading goes an *annotation* of it (``annotation/{sensor}``, result lane, schema
+``annotation.json``): its idempotency key (rtu, channel, seq) and time, quality
+``suspect``, reason ``manual_mismatch``, the manual value, the difference and the
+tolerance, so a central server can mark the reading it already holds.
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ from ..model import Lane, Quality, Reading, format_ts
 from .manual_config import ManualConfig, ManualSensor
 
 log = structlog.get_logger("daq.manual")
+
+ANNOTATION = "annotation"  # extra.source of an annotation: no tap takes it for a value
+
+
+def is_entered(r: Reading) -> bool:
+    """A manual reading or an annotation: not a measured value for alarms, pairing or
+    field calibration."""
+    return r.extra.get("source") in ("manual", ANNOTATION)
 
 
 class ManualError(Exception):
@@ -60,10 +72,11 @@ def validate(s: ManualSensor, value: Any, unit: str | None) -> float:
 
 
 class ManualService:
-    def __init__(self, cfg: ManualConfig, outbox: Any) -> None:
+    def __init__(self, cfg: ManualConfig, outbox: Any, rtu: str = "") -> None:
         from .store import ManualStore
 
         self.cfg = cfg
+        self.rtu = rtu
         self.outbox = outbox
         self.store = ManualStore(outbox.path)
         self._lock = threading.Lock()
@@ -86,7 +99,7 @@ class ManualService:
     def accepted(self, items: Any, seqs: list[int]) -> None:
         rows = []
         for (_, r), seq in zip(items, seqs, strict=False):
-            if r.value is None or r.extra.get("source") == "manual" or r.lane == Lane.ALARM:
+            if r.value is None or is_entered(r) or r.lane == Lane.ALARM:
                 continue
             for key in {r.sensor, r.channel} - {None}:
                 s = self.cfg.sensors.get(str(key))
@@ -122,7 +135,10 @@ class ManualService:
                            auto_seq=pair[3], difference=diff,
                            suspect=int(abs(diff) > s.tolerance))
             row["id"] = self.store.add_reading(row)
-            self.outbox.add([(f"manual/{s.key}", self.reading(s, row))])
+            items = [(f"manual/{s.key}", self.reading(s, row))]
+            if row.get("suspect"):
+                items.append((f"{ANNOTATION}/{s.key}", self.annotation(s, row)))
+            self.outbox.add(items)
         if row.get("suspect"):
             log.warning("manual_mismatch", sensor=s.key, difference=row["difference"],
                         tolerance=s.tolerance)
@@ -141,6 +157,26 @@ class ManualService:
                        quality=Quality.SUSPECT if suspect else Quality.GOOD,
                        ts=_dt(row["ts"]), lane=Lane.RESULT, sensor=s.key,
                        flags=("manual_mismatch",) if suspect else (), extra=extra)
+
+    def annotation(self, s: ManualSensor, row: dict[str, Any]) -> Reading:
+        """The correction of an automatic reading a manual one disagrees with: on its own
+        channel ``{sensor}.{quantity}.annotation`` (so the automatic channel's seq is left
+        alone), ``ts`` and ``value`` those of the automatic reading it names."""
+        manual_channel = f"{s.key}.{s.quantity}.manual"
+        return Reading(
+            device="manual", channel=f"{s.key}.{s.quantity}.{ANNOTATION}",
+            quantity=s.quantity, value=row["auto_value"], unit=s.unit,
+            quality=Quality.SUSPECT, ts=_dt(row["auto_ts"]), lane=Lane.RESULT, sensor=s.key,
+            flags=("manual_mismatch",), extra={
+                "source": ANNOTATION,
+                "annotates": {"rtu": self.rtu, "channel": row["auto_channel"],
+                              "seq": row["auto_seq"], "ts": format_ts(_dt(row["auto_ts"]))},
+                "annotation": {
+                    "quality": "suspect", "reason": "manual_mismatch",
+                    "manual": {"value": row["value"], "ts": format_ts(_dt(row["ts"])),
+                               "by": row["by"], "channel": manual_channel,
+                               "manual_id": row["id"]},
+                    "difference": row["difference"], "tolerance": s.tolerance}})
 
     def register(self, server: Any) -> None:
         from ..control import RequestError

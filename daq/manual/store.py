@@ -86,3 +86,18 @@ class ManualStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def suspect_autos(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every automatic reading a manual one disagreed with (its channel, seq, time and
+    value) and the manual reading, from any connection to the file (``daq buffer`` opens it
+    read-only); none before a manual reading was ever entered."""
+    try:
+        cur = db.execute("SELECT auto_channel, auto_seq, auto_ts, auto_value, id, ts, value, "
+                         "by, difference FROM manual_reading WHERE suspect=1 AND auto_seq "
+                         "IS NOT NULL ORDER BY id")
+    except sqlite3.OperationalError:  # no such table: no manual reading yet
+        return []
+    return [{"channel": r[0], "seq": r[1], "ts": r[2], "value": r[3], "manual_id": r[4],
+             "manual_ts": r[5], "manual_value": r[6], "by": r[7], "difference": r[8]}
+            for r in cur]

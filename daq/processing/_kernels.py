@@ -105,10 +105,210 @@ def _hampel_judge(s, n, x, t, floor, scratch):
 
 # -- Hampel -----------------------------------------------------------------------------------
 
+BLOCK = 128  # quads of centres per block of :func:`_hampel` (buffers: 2 kB·k + 44 kB)
+NETWORK_MAX_K = 16  # wider windows use the sliding sorted window (:func:`_hampel_sorted`)
+
+
+@njit(cache=True, nogil=True)
+def _middle_network(n, w0, w1):
+    """Comparators (p, q), p < q, that leave the (w0+1)-th … (w1+1)-th smallest of n values
+    on wires w0 … w1: Batcher's odd-even merge sort (wires past n dropped: they would hold
+    +inf and never swap), pruned backwards to the comparators those wires depend on. Its
+    first n/2 comparators are the layer (0, 1), (2, 3) … (every input matters), which
+    :func:`_hampel` applies as it loads a block."""
+    size, m = 1, 0
+    while size < n:
+        size *= 2
+        m += 1
+    full = np.empty((size // 2 * (m * (m + 1) // 2) + 1, 2), dtype=np.int64)
+    c = 0
+    p = 1
+    while p < size:
+        q = p
+        while q >= 1:
+            for j in range(q % p, size - q, 2 * q):
+                for i in range(min(q, size - j - q)):
+                    a, b = i + j, i + j + q
+                    if a // (2 * p) == b // (2 * p) and b < n:
+                        full[c, 0], full[c, 1] = a, b
+                        c += 1
+            q //= 2
+        p *= 2
+    need = np.zeros(n, dtype=np.bool_)
+    need[max(w0, 0):min(w1, n - 1) + 1] = True
+    keep = np.zeros(c, dtype=np.bool_)
+    for i in range(c - 1, -1, -1):
+        a, b = full[i, 0], full[i, 1]
+        if need[a] or need[b]:
+            keep[i] = need[a] = need[b] = True
+    return full[:c][keep]
+
+
+@njit(cache=True, nogil=True)
+def _clamp(a, lo, hi):
+    """The middle of (lo, a, hi) for lo ≤ hi: inserting ``a`` into a sorted run moves the
+    value at a position to at most its neighbour below or above."""
+    a = a if a < hi else hi
+    return a if a > lo else lo
+
+
+@njit(cache=True, nogil=True)
+def _middle_two(s0, s1, s2, s3, a, b):
+    """Positions k-1 and k of a sorted run of 2k-2 values (s0 … s3 at k-3 … k) with ``a``
+    and ``b`` inserted: one insertion at a time, each position clamped between its
+    neighbours."""
+    u0, u1, u2 = _clamp(a, s0, s1), _clamp(a, s1, s2), _clamp(a, s2, s3)
+    return _clamp(b, u0, u1), _clamp(b, u1, u2)
+
+
+@njit(cache=True, nogil=True)
+def _hampel_window(x, i, k, t, floor, s, scratch):
+    """The decision on ``x[i]`` from its window sorted afresh (a window holding NaN)."""
+    cnt = 0
+    for j in range(i - k, i + k + 1):
+        if x[j] == x[j]:
+            cnt = _insert_sorted(s, cnt, x[j])
+    return _hampel_judge(s, cnt, x[i], t, floor, scratch)
+
+
+@njit(cache=True, nogil=True)
+def _count_below(x, first, w, m2, c, med, dev, cnt):
+    """cnt[j] += how many of x[first + j … first + j + w - 1] have c·|x − med[j]| < dev[j];
+    three window offsets per pass over the block (fewer loads and stores of cnt)."""
+    r = 0
+    while r + 3 <= w:
+        xa = x[first + r:first + r + m2]
+        xb = x[first + r + 1:first + r + 1 + m2]
+        xc = x[first + r + 2:first + r + 2 + m2]
+        for j in range(m2):
+            m, d = med[j], dev[j]
+            cnt[j] += ((1.0 if c * abs(xa[j] - m) < d else 0.0)
+                       + (1.0 if c * abs(xb[j] - m) < d else 0.0)
+                       + (1.0 if c * abs(xc[j] - m) < d else 0.0))
+        r += 3
+    while r < w:
+        xs = x[first + r:first + r + m2]
+        for j in range(m2):
+            cnt[j] += 1.0 if c * abs(xs[j] - med[j]) < dev[j] else 0.0
+        r += 1
+
+
 @njit(cache=True, nogil=True)
 def _hampel(x, k, t, floor, out, flags):
+    """Centred window 2k+1; the first and last ``k`` samples have no full window and pass
+    unjudged. The same decisions as :func:`_hampel_sorted`, found another way, in blocks
+    of centres, each step a loop over the block that the compiler vectorises:
+
+    - Median, four at a time: the windows of centres i … i+3 share 2k-2 values; a
+      comparator network sorts the middle four of them, inserting two values gives the
+      middle two (lo, hi) of the 2k values shared by i and i+1 (and by i+2 and i+3), and
+      each median is the one value its window adds, clamped to [lo, hi].
+    - MAD, never computed: with c = t·1.4826 and d = |x_i − m|, ``d > c·MAD`` holds iff at
+      least k+1 of the window's 2k+1 values have c·|x_j − m| < d (the MAD is the (k+1)-th
+      smallest deviation and multiplying by c ≥ 0 keeps the order), so a count decides,
+      with the flags of the formula, to the last bit.
+    - A window holding NaN, and the few centres after the last whole quad, are sorted
+      afresh and judged as :func:`_hampel_sorted` would."""
+    n = x.shape[0]
+    w = 2 * k + 1
+    if n < w or k > NETWORK_MAX_K:
+        _hampel_sorted(x, k, t, floor, out, flags)
+        return
+    for i in range(k):  # the edges; every centre is written below
+        out[i], flags[i] = x[i], False
+        out[n - 1 - i], flags[n - 1 - i] = x[n - 1 - i], False
+    c = t * MAD_SCALE
+    ns = 2 * k - 2  # values shared by the four windows of a quad
+    net = _middle_network(ns, k - 3, k)
+    first = ns // 2  # the network's first layer, done on loading
+    buf = np.empty((ns + 4, BLOCK))  # row 2 + p: position p; -inf below 0, +inf past ns
+    buf[:2] = -np.inf
+    buf[ns + 2:] = np.inf
+    med = np.empty(4 * BLOCK)
+    dev = np.empty(4 * BLOCK)
+    cnt = np.empty(4 * BLOCK)
+    s = np.empty(w)
+    scratch = np.empty(w)
+    span = (2 * k + 3) // 4  # a quad reads xs[:, q … q + span]: up to x[base + 4q + 2k + 2]
+    quads = max((n - 2 * k - 3) // 4, 0)
+    xs = np.empty((4, BLOCK + span))
+    for b0 in range(0, quads, BLOCK):
+        nq = min(BLOCK, quads - b0)
+        lo = k + 4 * b0  # first centre of the block
+        m4 = 4 * nq
+        base = lo - k  # offset o of quad q is x[base + 4q + o] = xs[o % 4, q + o // 4]:
+        nans = 0  # in the block's windows (and up to 3 values past them)
+        for j in range(nq + span):  # every read below is at unit stride
+            for r in range(4):
+                v = x[base + 4 * j + r]
+                xs[r, j] = v
+                nans += v != v
+        for r in range(first):  # shared values: offsets 3 … 2k
+            o1, o2 = 3 + 2 * r, 4 + 2 * r
+            sa, sb = xs[o1 % 4, o1 // 4:o1 // 4 + nq], xs[o2 % 4, o2 // 4:o2 // 4 + nq]
+            bp, bq = buf[2 + 2 * r], buf[3 + 2 * r]
+            for j in range(nq):
+                a, z = sa[j], sb[j]
+                bp[j] = a if a < z else z
+                bq[j] = z if a < z else a
+        for e in range(first, net.shape[0]):
+            bp, bq = buf[2 + net[e, 0]], buf[2 + net[e, 1]]  # rows: the loop vectorises
+            for j in range(nq):
+                a, z = bp[j], bq[j]
+                bp[j] = a if a < z else z
+                bq[j] = z if a < z else a
+        s0, s1, s2, s3 = buf[k - 1], buf[k], buf[k + 1], buf[k + 2]  # positions k-3 … k
+        # centres i, i+1 share offsets 1 … 2k, centres i+2, i+3 offsets 3 … 2k+2; each
+        # window adds offset 0, 2k+1, 2 and 2k+3; the centres are at k … k+3
+        o = 2 * k + 1
+        a1, a2, b1 = xs[1, :nq], xs[2, :nq], xs[o % 4, o // 4:o // 4 + nq]
+        o = 2 * k + 2
+        b2 = xs[o % 4, o // 4:o // 4 + nq]
+        o = 2 * k + 3
+        e3 = xs[o % 4, o // 4:o // 4 + nq]
+        e0 = xs[0, :nq]
+        c0 = xs[k % 4, k // 4:k // 4 + nq]
+        c1 = xs[(k + 1) % 4, (k + 1) // 4:(k + 1) // 4 + nq]
+        c2 = xs[(k + 2) % 4, (k + 2) // 4:(k + 2) // 4 + nq]
+        c3 = xs[(k + 3) % 4, (k + 3) // 4:(k + 3) // 4 + nq]
+        for j in range(nq):
+            lo_a, hi_a = _middle_two(s0[j], s1[j], s2[j], s3[j], a1[j], a2[j])
+            lo_b, hi_b = _middle_two(s0[j], s1[j], s2[j], s3[j], b1[j], b2[j])
+            m = _clamp(e0[j], lo_a, hi_a)
+            med[4 * j], dev[4 * j], cnt[4 * j] = m, abs(c0[j] - m), 0.0
+            m = _clamp(b1[j], lo_a, hi_a)
+            med[4 * j + 1], dev[4 * j + 1], cnt[4 * j + 1] = m, abs(c1[j] - m), 0.0
+            m = _clamp(a2[j], lo_b, hi_b)
+            med[4 * j + 2], dev[4 * j + 2], cnt[4 * j + 2] = m, abs(c2[j] - m), 0.0
+            m = _clamp(e3[j], lo_b, hi_b)
+            med[4 * j + 3], dev[4 * j + 3], cnt[4 * j + 3] = m, abs(c3[j] - m), 0.0
+        _count_below(x, base, w, m4, c, med, dev, cnt)
+        xc = x[lo:lo + m4]
+        oc = out[lo:lo + m4]
+        fc = flags[lo:lo + m4]
+        for j in range(m4):
+            f = (cnt[j] > k) & (dev[j] > floor)
+            oc[j] = med[j] if f else xc[j]
+            fc[j] = f
+        if nans:
+            last = -w  # the latest NaN at or before the window's right end
+            for j in range(lo - k, lo + k):
+                if x[j] != x[j]:
+                    last = j
+            for i in range(lo, lo + m4):
+                if x[i + k] != x[i + k]:
+                    last = i + k
+                if last >= i - k:
+                    out[i], flags[i] = _hampel_window(x, i, k, t, floor, s, scratch)
+    for i in range(k + 4 * quads, n - k):  # the centres after the last quad
+        out[i], flags[i] = _hampel_window(x, i, k, t, floor, s, scratch)
+
+
+@njit(cache=True, nogil=True)
+def _hampel_sorted(x, k, t, floor, out, flags):
     """Centred window 2k+1, a sliding sorted window: O(k) per sample. The first and last
-    ``k`` samples have no full window and pass unjudged."""
+    ``k`` samples have no full window and pass unjudged. The form for wide windows (and
+    the tests' reference for :func:`_hampel`)."""
     n = x.shape[0]
     w = 2 * k + 1
     s = np.empty(w)

@@ -15,6 +15,8 @@ from typing import Any
 from .windows import Clock
 
 MAX_TICK_S = 30.0  # a longer pause between observations is time not running
+MAX_MISSED_DAYS = 31  # whole days missed are reported one by one up to this many, then
+#                     # the older ones in one range record
 
 
 def missing_rate(missing: float, expected: float) -> float:
@@ -60,6 +62,7 @@ class Completeness:
         reports: list[dict[str, Any]] = []
         if self.day is not None and ts >= self.day.end:
             reports.append(self.report(self.day))
+            reports.extend(self._missed(self.day, self.clock.day(ts)[0]))
             self.day = None
         if self.day is None:
             start, end = self.clock.day(ts)
@@ -124,6 +127,35 @@ class Completeness:
 
     def report(self, day: Day) -> dict[str, Any]:
         return self.summary(day)
+
+    def _missed(self, last: Day, until: float) -> list[dict[str, Any]]:
+        """The reports of the whole days between ``last`` and the day starting at
+        ``until``, when nothing ran (the daemon was down, or the clock stepped forward):
+        FR 100 %, online rate 0, never a silent hole. The :data:`MAX_MISSED_DAYS` most
+        recent ones each get their own report; any older ones share one range record
+        (``days``, ``last_date``)."""
+        starts: list[float] = []
+        begin = until
+        while begin > last.end and len(starts) < MAX_MISSED_DAYS:
+            begin = self.clock.day(begin - 1.0)[0]
+            starts.append(begin)
+        out = []
+        if begin > last.end:  # more days than reported one by one: the oldest in a range
+            out.append(self._empty(last, last.end, begin, range_=True))
+        ends = [until, *starts][:len(starts)]
+        for start, end in reversed(list(zip(starts, ends, strict=True))):
+            out.append(self._empty(last, start, end))
+        return out
+
+    def _empty(self, last: Day, start: float, end: float,
+               range_: bool = False) -> dict[str, Any]:
+        day = Day(start, end, start)
+        day.units = {name: {"up_s": 0.0, "down_s": 0.0, "failures": 0} for name in last.units}
+        rep = self.summary(day)
+        if range_:
+            rep["days"] = max(1, round((end - start) / 86400.0))
+            rep["last_date"] = self.clock.date(end - 1.0)
+        return rep
 
     def state(self) -> dict[str, Any]:
         return {"commissioned": self.commissioned, "last_tick": self.last_tick,

@@ -24,25 +24,45 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..schema import Ctx, Field, ListOf, MapOf, Schema, join, parse_duration
+from ..schema import MISSING, Ctx, Field, ListOf, MapOf, Schema, join, parse_duration
 
 DAY = 86400.0
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.\-]*"
+CHANNEL_NAME = rf"^{_NAME}(/{_NAME})?$"  # "L1.level" or "device/channel"
 
 
-def _check_period_list(values: Any, path: str, line: int | None, ctx: Ctx) -> list[float]:
-    out = []
-    for i, v in enumerate(values or []):
-        try:
-            p = parse_duration(v)
-        except (TypeError, ValueError) as err:
-            ctx.add(join(path, i), str(err), line)
-            continue
-        if not (p > 0 and (DAY % p == 0)):
-            ctx.add(join(path, i), f"a window of {v!r} does not divide a day", line,
-                    "e.g. 10s, 1min, 10min, 1h, 1d")
-            continue
-        out.append(p)
-    return out
+class PeriodList(ListOf):
+    """A list of window lengths (``[10min]``, ``[1h, 1d]``): each must divide a day. A
+    problem carries the line of its own item."""
+
+    def check(self, value: Any, path: str, line: int | None, ctx: Ctx) -> Any:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            ctx.add(path, f"expected a list, got {type(value).__name__}", line)
+            return MISSING
+        lines = getattr(value, "item_lines", [])
+        out = []
+        for i, v in enumerate(value):
+            where = lines[i] if i < len(lines) else line
+            try:
+                p = parse_duration(v)
+            except (TypeError, ValueError) as err:
+                ctx.add(join(path, i), str(err), where)
+                continue
+            if not (p > 0 and (DAY % p == 0)):
+                ctx.add(join(path, i), f"a window of {v!r} does not divide a day", where,
+                        "e.g. 10s, 1min, 10min, 1h, 1d")
+                continue
+            out.append(p)
+        return out
+
+
+def _check_despike(out: dict[str, Any], path: str, lines: Mapping[str, Any],
+                   ctx: Ctx) -> None:
+    if out.get("window", 7) % 2 == 0:
+        ctx.add(join(path, "window"), f"{out['window']} is even", lines.get("window"),
+                "a Hampel window is 2k+1 samples: 5, 7, 11 …")
 
 
 DESPIKE = Schema({
@@ -52,7 +72,7 @@ DESPIKE = Schema({
     "min_deviation": Field("float", default=0.0, min=0.0,
                            doc="a spike must also depart this far from the median (units):"
                                " on a quiet plateau the MAD is noise, and noise is no spike"),
-}, name="despike")
+}, name="despike", validator=_check_despike)
 
 STUCK = Schema({
     "tolerance": Field("float", default=0.0, min=0.0, doc="span (engineering units)"),
@@ -61,28 +81,30 @@ STUCK = Schema({
 
 
 def _check_chain(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: Ctx) -> None:
-    for key in ("summaries", "totals"):
-        if key in out:
-            out[key] = _check_period_list(out[key], join(path, key), lines.get(key), ctx)
-    d = out.get("despike")
-    if d and d.get("window", 7) % 2 == 0:
-        ctx.add(join(join(path, "despike"), "window"), f"{d['window']} is even",
-                lines.get("despike"), "a Hampel window is 2k+1 samples: 5, 7, 11 …")
     if out.get("raw") != "keep" and not (out.get("summaries") or out.get("totals")):
         ctx.add(join(path, "raw"), f"raw: {out.get('raw')} with nothing summarised would "
                 "lose the data", lines.get("raw"), "add summaries or totals, or raw: keep")
-    if not any(out.get(k) for k in ("despike", "stuck", "summaries", "totals")):
-        ctx.add(path, "an empty chain", None, "give despike, stuck, summaries or totals")
 
 
-CHAIN = Schema({
+class ChainSchema(Schema):
+    """A chain's schema; a problem of the chain as a whole carries the line of its name."""
+
+    def check(self, value: Any, path: str, line: int | None, ctx: Ctx) -> Any:
+        out = super().check(value, path, line, ctx)
+        if isinstance(out, dict) and not any(
+                out.get(k) for k in ("despike", "stuck", "summaries", "totals")):
+            ctx.add(path, "an empty chain", line, "give despike, stuck, summaries or totals")
+        return out
+
+
+CHAIN = ChainSchema({
     "interval": Field("duration", min=0.01, max=DAY,
                       doc="sampling interval; default: the interval of the device polled"),
     "despike": Field(DESPIKE),
     "stuck": Field(STUCK),
-    "summaries": Field(ListOf(Field("any")), default=list,
+    "summaries": Field(PeriodList(Field("any")), default=list,
                        doc="window statistics, e.g. [10min]"),
-    "totals": Field(ListOf(Field("any")), default=list,
+    "totals": Field(PeriodList(Field("any")), default=list,
                     doc="totals (rain), e.g. [1h, 1d]; any missing sample voids a total"),
     "min_completeness": Field("float", default=0.9, min=0.0, max=1.0,
                               doc="below this a summary is 'suspect'"),
@@ -91,32 +113,42 @@ CHAIN = Schema({
                       doc="with raw: decimate, keep one raw sample in this many"),
 }, name="chain", validator=_check_chain)
 
+def _check_section(out: dict[str, Any], path: str, lines: Mapping[str, Any],
+                   ctx: Ctx) -> None:
+    tz = out.get("timezone", "UTC")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(tz)
+    except (KeyError, ValueError, OSError):  # OSError: a directory such as 'Asia'
+        ctx.add(join(path, "timezone"), f"unknown time zone {tz!r}", lines.get("timezone"),
+                "an IANA name such as Asia/Shanghai")
+
+
 PROCESSING = Schema({
     "timezone": Field("str", default="UTC", doc="IANA zone the windows and days align to"),
     "day_start": Field("float", default=0.0, min=0.0, max=23.99,
                        doc="local hour a day starts (8 for the hydrological day)"),
     "report": Field("bool", default=True, doc="publish a daily completeness report"),
-    "chains": Field(MapOf(Field(CHAIN)), default=dict),
-}, name="processing")
+    "chains": Field(MapOf(Field(CHAIN), key_pattern=CHANNEL_NAME,
+                          key_rule="a chain is named after its channel: a sensor output "
+                                   "like L1.level or a device channel like dev/ch1"),
+                    default=dict),
+}, name="processing", validator=_check_section)
 
 
 def check_channels(processing: Mapping[str, Any], channels: Iterable[str],
-                   ctx: Ctx) -> None:
-    """Every chain must name a channel the RTU publishes."""
+                   ctx: Ctx, raw: Any = None) -> None:
+    """Every chain must name a channel the RTU publishes. ``raw``: the section as read
+    from the YAML, whose mappings know the line of each key."""
     import difflib
 
+    lines = getattr((raw or {}).get("chains") if isinstance(raw, dict) else None,
+                    "key_lines", {})
     known = sorted(set(channels))
     for name in (processing.get("chains") or {}):
         if name not in known:
             close = difflib.get_close_matches(name, known, 1)
             ctx.add(f"processing.chains.{name}", "no such channel",
-                    None, f"did you mean {close[0]!r}?" if close
+                    lines.get(name), f"did you mean {close[0]!r}?" if close
                     else "a sensor output like L1.level or a device channel like dev/ch1")
-    tz = processing.get("timezone", "UTC")
-    try:
-        from zoneinfo import ZoneInfo
-
-        ZoneInfo(tz)
-    except (KeyError, ValueError):
-        ctx.add("processing.timezone", f"unknown time zone {tz!r}", None,
-                "an IANA name such as Asia/Shanghai")

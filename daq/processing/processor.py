@@ -69,9 +69,10 @@ class Processor:
             self._restore(state_path, time.time() if now is None else now)
 
     @classmethod
-    def from_config(cls, cfg: Any, state_dir: Path | None = None) -> Processor:
+    def from_config(cls, cfg: Any, state_dir: Path | None = None,
+                    now: float | None = None) -> Processor:
         return cls(dict(cfg.processing), chain_intervals(cfg),
-                   None if state_dir is None else state_dir / "processing.json")
+                   None if state_dir is None else state_dir / "processing.json", now=now)
 
     # -- the hook -------------------------------------------------------------------------
 

@@ -62,13 +62,14 @@ LEVEL_FIELDS: dict[str, Field] = {
     "pressure_unit": Field("str", choices=_PRESSURE_UNITS),
     "barometer_unit": Field("str", choices=_PRESSURE_UNITS),
     "sensor_elevation": Field("float", doc="m, elevation of the pressure sensor"),
-    "zero_elevation": Field("float", doc="m, elevation of the radar/ultrasonic zero"),
+    "zero_elevation": Field("float", doc="m, elevation of the radar/ultrasonic zero "
+                                         "(daq calibrate zero sets it)"),
     "distance_unit": Field("str", choices=tuple(LENGTH_UNITS_M)),
     "echo_time_unit": Field("str", choices=tuple(TIME_UNITS_S)),
     "air_temperature": Field("float", doc="°C, fixed, when there is no air temperature input"),
     "encoder": Field(Schema({
         "reference": Field("float", required=True, doc="m, level when counts0 was read"),
-        "counts0": Field("float", required=True),
+        "counts0": Field("float", required=True, doc="counts at reference; daq calibrate zero"),
         "circumference": Field("float", required=True, min=0.0, doc="m per revolution"),
         "pulses_per_rev": Field("float", required=True, min=1.0),
     }, name="encoder")),
@@ -77,6 +78,8 @@ LEVEL_FIELDS: dict[str, Field] = {
         "high": Field("float", required=True, doc="value at 20 mA"),
         "measures": Field("str", required=True, choices=tuple(_CURRENT_NEEDS),
                           doc="depth (m above the sensor), distance (m), pressure"),
+        "zero_ma": Field("float", default=4.0, min=3.8, max=12.0,
+                         doc="mA at low: 4, or the field zero (daq calibrate zero)"),
     }, name="current")),
     "density": Field(DENSITY),
     "gravity": Field("float", min=9.7, max=9.9, doc="m/s²"),
@@ -190,7 +193,8 @@ def _current_level(cfg: Mapping[str, Any], s: Mapping[str, Sample], ev: Events) 
     status: list[str] = []
 
     def scaled() -> float:
-        out = scale_4_20ma(val(i), spec["low"], spec["high"])
+        out = scale_4_20ma(val(i), spec["low"], spec["high"],
+                           zero_ma=spec.get("zero_ma", 4.0))
         status.append(out.status)
         return out.value
 

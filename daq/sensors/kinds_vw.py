@@ -151,7 +151,7 @@ def check_vw(out: dict[str, Any], path: str, lines: Mapping[str, Any], ctx: Ctx)
                 lines.get("density"))
 
 
-def _temperature(cfg: Mapping[str, Any], s: Mapping[str, Sample], ev: Events) -> Output | None:
+def vw_temperature(cfg: Mapping[str, Any], s: Mapping[str, Sample], ev: Events) -> Output | None:
     if "thermistor" in s:
         sh = cfg["steinhart_hart"]
         th = s["thermistor"]
@@ -169,7 +169,7 @@ def compute_vw(cfg: Mapping[str, Any], s: Mapping[str, Sample], ev: Events) -> l
     inp = s[role]
     reading = derive("reading", unit, [inp],
                      lambda: reading_from_input(val(inp), role, unit), ev)
-    temp = _temperature(cfg, s, ev)
+    temp = vw_temperature(cfg, s, ev)
     tc = cfg.get("temperature_correction")
     baro = s.get("barometer")
     deps: list[Dep] = [reading]

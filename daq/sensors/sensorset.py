@@ -65,6 +65,9 @@ class _Sensor:
     inputs: dict[str, tuple[str, str]]  # role -> (device, channel)
     primary: str
     compute: Compute
+    # a field re-zero: (the configuration with the new native zero, calibration.field);
+    # one attribute, so the pipeline thread reads both together (see SensorSet.zero)
+    zeroed: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     @property
     def device(self) -> str:
@@ -129,10 +132,80 @@ class SensorSet:
                     self._history.setdefault(ref, _History())
         self.counters: dict[str, int] = {}
         self._failed: set[str] = set()  # logged once each
+        self._last: dict[str, tuple[datetime, dict[str, Sample]]] = {}  # a re-zero's poll
 
     @property
     def ids(self) -> list[str]:
         return [s.id for s in self._sensors]
+
+    # -- field re-zero (daq calibrate zero; daq/sensors/zero.py) ---------------------------
+
+    def native_zero(self, sid: str, quantity: str | None = None) -> bool:
+        """Whether sensor ``sid`` is zeroed in its own unit (VW R0/T0/S0, 4–20 mA I0, weir
+        crest, radar/ultrasonic zero elevation, encoder counts0), for ``quantity`` (a
+        published quantity; None: its main output): one its zero moves."""
+        s = self._find(sid)
+        return s is not None and self._moved(s, quantity) is not None
+
+    def kind(self, sid: str) -> str | None:
+        """``barometer``, ``water_level (vented)`` ...: what sensor ``sid`` is (None: no
+        such sensor, e.g. a device channel)."""
+        s = self._find(sid)
+        if s is None:
+            return None
+        return f"{s.kind} ({s.cfg['method']})" if s.kind == "water_level" else s.kind
+
+    @staticmethod
+    def _moved(s: _Sensor, quantity: str | None) -> str | None:
+        """The output (own name) of ``quantity`` if the sensor's zero moves it."""
+        from .zero import moved_outputs
+
+        moved = moved_outputs(s.cfg)
+        if quantity is None:
+            return moved[0] if moved else None
+        return next((o for o in moved if QUANTITY.get((s.kind, o), o) == quantity), None)
+
+    def take_zero(self, sid: str, quantity: str | None = None,
+                  reference: float | None = None) -> tuple[datetime, dict[str, Any],
+                                                           dict[str, Any], list[Output],
+                                                           list[Output], str]:
+        """From the sensor's latest poll: (its time, the native zero now in force, the new
+        one, the outputs with the old zero, the outputs with the new one, the output the
+        zero was taken on). The new zero makes that output (``quantity``'s, else the main
+        one) read ``reference``, or its zero. ``ValueError`` when there is no poll yet or
+        it cannot give a zero."""
+        from .zero import apply_zero, configured_zero, reference_zero, take_zero
+
+        s = self._find(sid)
+        if s is None or sid not in self._last:
+            raise ValueError(f"no reading of sensor {sid!r} yet: nothing to zero")
+        output = self._moved(s, quantity)
+        if output is None:
+            raise ValueError(f"the zero of {sid} does not move {quantity}")
+        ts, samples = self._last[sid]
+        cfg = s.zeroed[0] if s.zeroed else s.cfg
+        zero = take_zero(cfg, samples) if reference is None else \
+            reference_zero(cfg, samples, output, reference)
+        new = apply_zero(s.cfg, zero)
+        return (ts, configured_zero(cfg), zero, s.compute(cfg, samples, Events()),
+                s.compute(new, samples, Events()), output)
+
+    def zero(self, sid: str, zero: dict[str, Any], field: dict[str, Any]) -> None:
+        """Convert sensor ``sid`` with the native ``zero`` from now on; its readings carry
+        ``field`` as ``calibration.field``."""
+        from .zero import apply_zero, zero_parameter
+
+        s = self._find(sid)
+        if s is None:
+            return
+        if zero_parameter(s.cfg) not in zero:  # the sensor was reconfigured since
+            log.warning("field_zero_not_applied", sensor=sid, id=field.get("id"),
+                        zero=zero, why="the sensor's zero is no longer of this kind")
+            return
+        s.zeroed = (apply_zero(s.cfg, zero), field)
+
+    def _find(self, sid: str) -> _Sensor | None:
+        return next((s for s in self._sensors if s.id == sid), None)
 
     @classmethod
     def build(cls, sensors_cfg: dict[str, dict], channels: set[str]) -> SensorSet:
@@ -209,7 +282,13 @@ class SensorSet:
         for sample in samples.values():
             if f"{sample.role}_stale" in sample.flags:
                 events.add("input_stale")
-        outputs = sensor.compute(sensor.cfg, samples, events)
+        self._last[sensor.id] = (ts, samples)
+        zeroed = sensor.zeroed
+        cfg = sensor.cfg if zeroed is None else zeroed[0]
+        calibration = dict(sensor.cfg["calibration"])
+        if zeroed is not None:
+            calibration["field"] = zeroed[1]
+        outputs = sensor.compute(cfg, samples, events)
         readings = []
         for o in outputs:
             o = self._limit(sensor, o, events)
@@ -217,8 +296,7 @@ class SensorSet:
                 device=sensor.device, channel=f"{sensor.id}.{o.quantity}",
                 quantity=QUANTITY.get((sensor.kind, o.quantity), o.quantity),
                 value=o.value, unit=o.unit, quality=o.quality, ts=ts, lane=Lane.RAW,
-                sensor=sensor.id, calibration=dict(sensor.cfg["calibration"]), flags=o.flags,
-                raw=raw))
+                sensor=sensor.id, calibration=dict(calibration), flags=o.flags, raw=raw))
         for name in events.names:
             self.counters[name] = self.counters.get(name, 0) + 1
         return readings

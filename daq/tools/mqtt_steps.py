@@ -7,6 +7,7 @@ later ones pointless; they are reported as skipped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -43,6 +44,11 @@ def credentials(cfg: Any) -> Step:
     if src.file:
         try:
             open(src.file, encoding="utf-8").close()
+        except PermissionError:
+            from ..access import denied
+
+            return Step("credentials", False, f"cannot read the password file {src.file}",
+                        f"{denied(src.file)} (the service user needs read access too)")
         except OSError as err:
             return Step("credentials", False, f"cannot read the password file {src.file}",
                         f"{err.strerror}: the service user needs read access")
@@ -116,6 +122,79 @@ def _unverified_cert(host: str, port: int, timeout: float) -> dict[str, Any]:
         return {}
 
 
+def _date(cert_time: str | None) -> str:
+    """``Feb  1 00:00:00 2020 GMT`` (OpenSSL's form) → ``2020-02-01 00:00 UTC``."""
+    if not cert_time:
+        return "?"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M UTC",
+                             time.gmtime(ssl.cert_time_to_seconds(cert_time)))
+    except ValueError:
+        return cert_time
+
+
+def _rejected(cfg: Any, err: ssl.SSLCertVerificationError, timeout: float,
+              t0: float) -> Step:
+    """The broker's certificate failed verification: say which check, with its facts."""
+    info = _unverified_cert(cfg.host, cfg.port, timeout)
+    subject, issuer = _name(info.get("subject", ())), _name(info.get("issuer", ()))
+    msg = err.verify_message or str(err)
+    low = msg.lower()
+    clock = " (if that is not so, the RTU's clock is wrong: `daq status` shows its sync)"
+    if "hostname" in low or "ip address mismatch" in low:
+        names = [v for _, v in info.get("subjectAltName", ())]
+        cause = (f"name mismatch: the certificate is for {', '.join(names) or subject}, "
+                 f"not {cfg.host}: use that name in mqtt.url")
+    elif "expired" in low:
+        cause = (f"the broker's certificate expired on {_date(info.get('notAfter'))}: "
+                 "renew it on the broker" + clock)
+    elif "not yet valid" in low:
+        cause = (f"the broker's certificate is valid only from "
+                 f"{_date(info.get('notBefore'))}" + clock)
+    elif cfg.tls.ca_file:
+        cause = (f"unknown CA: the broker's certificate is issued by {issuer or '?'}, "
+                 f"which is not a CA in tls.ca_file ({cfg.tls.ca_file}; {msg}): put that "
+                 "CA's certificate there")
+    else:
+        cause = (f"unknown CA: the broker's certificate is issued by {issuer or '?'} and "
+                 f"no tls.ca_file is set, so only the system's CAs are trusted ({msg})")
+    return Step("tls", False, "the broker's certificate is not accepted", cause, _ms(t0),
+                {"subject": subject, "issuer": issuer})
+
+
+def _handshake_failed(cfg: Any, err: Exception, t0: float) -> Step:
+    text = str(err)
+    cause = text
+    alert = "certificate required" in text or "alert" in text
+    if alert or isinstance(err, ConnectionResetError | EOFError | ssl.SSLEOFError):
+        cause = (f"the broker requires a client certificate ({text}): set tls.cert_file "
+                 "and tls.key_file" if not cfg.tls.cert_file else
+                 f"the broker refused our client certificate {cfg.tls.cert_file} ({text}): "
+                 "is it signed by a CA the broker trusts (its cafile), and still valid?")
+    elif "wrong version" in text or "record layer" in text:
+        cause = f"{text}: this port does not speak TLS (plain MQTT is usually 1883)"
+    return Step("tls", False, "the TLS handshake failed", cause, _ms(t0))
+
+
+# MQTT 3.1.1 CONNECT, clean session, empty client id: the broker answers with a CONNACK
+# (accepting or refusing: either proves the TLS link) or, having refused our certificate,
+# with a TLS alert. Under TLS 1.3 the broker checks the client certificate only after the
+# client's handshake has returned, so the handshake alone cannot tell.
+_PROBE = bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 0x02, 0, 10, 0, 0])
+
+
+def _probe(tls_sock: ssl.SSLSocket) -> None:
+    """Raise if the broker drops the link after the handshake (a refused certificate)."""
+    tls_sock.sendall(_PROBE)
+    try:
+        if not tls_sock.recv(4):
+            raise EOFError("the broker closed the connection after the TLS handshake")
+    except TimeoutError:
+        pass  # no CONNACK: the connect step says so
+    with contextlib.suppress(OSError):
+        tls_sock.sendall(bytes([0xE0, 0]))  # DISCONNECT
+
+
 def tls_step(cfg: Any, sock: Any, timeout: float) -> Step:
     t0 = time.monotonic()
     try:
@@ -123,37 +202,27 @@ def tls_step(cfg: Any, sock: Any, timeout: float) -> Step:
     except (OSError, ssl.SSLError) as err:
         sock.close()
         which = "tls.ca_file" if "cafile" in str(err).lower() else "tls.cert_file/key_file"
-        return Step("tls", False, "cannot load the TLS files", f"{which}: {err}")
+        cause = f"{which}: {err}"
+        if isinstance(err, PermissionError):  # ssl does not say which file
+            from ..access import denied
+
+            cause = next((f"{key}: cannot read {path}: {denied(path)}"
+                          for key, path in (("tls.ca_file", cfg.tls.ca_file),
+                                            ("tls.cert_file", cfg.tls.cert_file),
+                                            ("tls.key_file", cfg.tls.key_file),
+                                            ("tls.key_password",
+                                             cfg.tls.key_password.file))
+                          if path and not os.access(path, os.R_OK)), cause)
+        return Step("tls", False, "cannot load the TLS files", cause)
     try:
         with ctx.wrap_socket(sock, server_hostname=cfg.host) as tls_sock:
             cert = tls_sock.getpeercert() or {}
             version = tls_sock.version()
+            _probe(tls_sock)
     except ssl.SSLCertVerificationError as err:
-        info = _unverified_cert(cfg.host, cfg.port, timeout)
-        subject, issuer = _name(info.get("subject", ())), _name(info.get("issuer", ()))
-        msg = err.verify_message or str(err)
-        if "hostname" in msg.lower() or "ip address mismatch" in msg.lower():
-            names = [v for _, v in info.get("subjectAltName", ())]
-            cause = (f"the certificate is for {', '.join(names) or subject}, not {cfg.host}: "
-                     "use that name in mqtt.url")
-        elif "expired" in msg:
-            cause = f"the broker's certificate expired on {info.get('notAfter', '?')}"
-        else:
-            cause = (f"{msg}: the broker's certificate (issued by {issuer or '?'}) is not "
-                     "signed by a CA in tls.ca_file" if cfg.tls.ca_file else
-                     f"{msg}: no tls.ca_file is set, so only the system's CAs are trusted")
-        return Step("tls", False, "the broker's certificate is not accepted", cause, _ms(t0),
-                    {"subject": subject, "issuer": issuer})
-    except (ssl.SSLError, OSError) as err:
-        text = str(err)
-        cause = text
-        if "certificate required" in text or "alert handshake" in text:
-            cause = (f"{text}: the broker wants a client certificate "
-                     "(tls.cert_file and tls.key_file)" if not cfg.tls.cert_file else
-                     f"{text}: the broker refused our client certificate")
-        elif "wrong version" in text or "record layer" in text:
-            cause = f"{text}: this port does not speak TLS (plain MQTT is usually 1883)"
-        return Step("tls", False, "the TLS handshake failed", cause, _ms(t0))
+        return _rejected(cfg, err, timeout, t0)
+    except (ssl.SSLError, OSError, EOFError) as err:
+        return _handshake_failed(cfg, err, t0)
     not_after = str(cert["notAfter"]) if "notAfter" in cert else None
     days = (ssl.cert_time_to_seconds(not_after) - time.time()) / 86400 if not_after else None
     subject, issuer = _name(cert.get("subject", ())), _name(cert.get("issuer", ()))
@@ -185,7 +254,11 @@ def mqtt_round_trip(cfg: Any, client_id: str, topic_base: str, timeout: float,
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                     clean_session=True, reconnect_on_failure=False)
     if cfg.username:
-        c.username_pw_set(cfg.username, cfg.password.read())
+        try:
+            password = cfg.password.read()
+        except OSError:  # an unreadable password file: the credentials step says whose
+            password = None
+        c.username_pw_set(cfg.username, password)
     if cfg.tls_enabled:
         t = cfg.tls
         c.tls_set(ca_certs=t.ca_file, certfile=t.cert_file, keyfile=t.key_file,
