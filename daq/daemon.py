@@ -189,6 +189,8 @@ class Pipeline(threading.Thread):
             # may be held or delayed by the chain)
             gaps, skip = downtime_gaps(self._last_slot.get(name), res.ts,
                                        res.device.interval, converted)
+            if name in self._last_slot:  # the slots' skip is exact for these channels
+                self._skip.update({r.channel: 0 for _, r in converted})  # (none: restart_skip)
             if gaps:
                 log.warning("downtime_gap", device=name, **gaps[0][1].extra["gap"])
                 self.downtime_gaps += 1

@@ -2,11 +2,16 @@
 
 A reading is *accepted* when the transaction that inserts it commits; the same transaction
 assigns its per-channel ``seq``, which therefore survives restarts and never repeats, so a
-gap in ``seq`` at a subscriber always means a lost reading or one that a gap record names.
+gap in ``seq`` at a subscriber always means a lost reading or one that a gap record, or
+the first reading after a start (``seq_skipped``, channels without slots), names.
 
 Flash is the RTU's scarcest resource, so one row holds every reading of one topic and
-lane from one commit (in practice one device's poll), zlib-compressed, and the broker's
-acknowledgements delete whole ranges of rows (``ack_through``), never row by row.
+lane from one commit (in practice one device's poll), deflated with a preset dictionary,
+and the broker's acknowledgements delete whole ranges of rows (``ack_through``), never
+row by row. A commit writes its rows and nothing else: the seqs it gave are in its
+readings, the polls' instants in its ``marks``; the ``seqs`` table catches up before rows
+are deleted (and every FLUSH_ROWS rows), and ``scan`` completes it from the rows on
+opening. Freed pages are not zeroed (``secure_delete`` is on in some SQLite builds).
 A row is published only once it is durable: ``sync()`` fsyncs the write-ahead log and
 moves the watermark ``pending`` may read to; so a power cut can roll back only readings
 no subscriber has seen (their seq may be given again, harmlessly), and the downtime gap
@@ -32,24 +37,31 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 
-from .model import Lane, Reading
+from .model import Lane, Quality, Reading
 
 log = structlog.get_logger("daq.outbox")
 
-# one table per lane (no index to update: each is read and cleared in rowid order); the
-# devices' last polled instants live in ``seqs`` under SLOT + name, so that a commit
-# dirties as few pages as possible (each dirty page is a page written to flash, twice)
+# one table per lane (no index to update: each is read and cleared in rowid order). A
+# commit dirties as few pages as possible (each dirty page is a page written to flash,
+# twice): its rows carry their own seqs (in the readings) and the devices' last polled
+# instants (``marks``); ``seqs`` (channel -> last seq, SLOT + device -> last poll) is
+# brought up to date only before rows are deleted and every FLUSH_ROWS rows, and
+# ``meta.seqs_through`` says up to which row of each lane it holds; on opening, the rows
+# after that are read to complete it (``_scan``)
 _SCHEMA = "".join(f"""
 CREATE TABLE IF NOT EXISTS rows{int(lane)} (
     id INTEGER PRIMARY KEY,
     topic TEXT NOT NULL,
     n INTEGER NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    marks TEXT
 );""" for lane in Lane) + """
 CREATE TABLE IF NOT EXISTS seqs (channel TEXT PRIMARY KEY, last INTEGER NOT NULL)
     WITHOUT ROWID;
@@ -59,6 +71,43 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 SLOT = "#slot:"  # a seqs key no channel name can have: a device's last poll, epoch ms
 _T = {lane: f"rows{int(lane)}" for lane in Lane}
 TABLES = _T  # lane -> table name (daq/outbox_read.py reads them too)
+FLUSH_ROWS = 2000  # rows committed before ``seqs`` is brought up to date without a delete
+AT = "#at"  # a seqs key no channel name can have: the last commit's wall time, epoch ms
+# After a start, a channel the caller gives no downtime skip (GNSS results, alarms,
+# summaries, manual readings: no polling slots) skips this many seqs per second since the
+# outbox's last commit, plus RESTART_BURST: a restored (older) state directory then never
+# gives a number the lost run may have published. A channel faster than this always has
+# slots (a polled device), whose skip is exact (daq/downtime.py).
+RESTART_RATE = 10.0
+RESTART_BURST = 100
+
+
+def scan(db: sqlite3.Connection) -> tuple[dict[str, int], dict[str, int]]:
+    """The seqs and last polled instants (SLOT + device -> epoch ms) an outbox holds: the
+    ``seqs`` table completed by the rows committed after it was last written. Returns them
+    and, per lane (table name), the last row id they account for."""
+    seqs = dict(db.execute("SELECT channel, last FROM seqs"))
+    got = db.execute("SELECT value FROM meta WHERE key='seqs_through'").fetchone()
+    tops = {t: db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {t}").fetchone()[0]
+            for t in _T.values()}
+    if got is None:  # a file of a version that wrote ``seqs`` with every commit
+        return seqs, tops
+    through = json.loads(got[0])
+    for t in tops:  # ids go on above the rows the table accounts for, even when deleted
+        tops[t] = max(tops[t], int(through.get(t, 0)))
+    for lane, t in _T.items():
+        for _, _, _, data, marks in db.execute(
+                f"SELECT id, topic, n, data, marks FROM {t} WHERE id>? ORDER BY id",
+                (int(through.get(t, 0)),)):
+            for r in decode_row(lane, (0, "", 0, data)).readings():
+                ch, seq = r.get("channel"), r.get("seq")
+                if isinstance(ch, str) and isinstance(seq, int) and seq > seqs.get(ch, 0):
+                    seqs[ch] = seq
+            for k, v in (json.loads(marks) if marks else {}).items():
+                key = k if k == AT else SLOT + k
+                if v > seqs.get(key, 0):
+                    seqs[key] = v
+    return seqs, tops
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +146,92 @@ def _nulled(x: object) -> object:
     return x
 
 
+# A row's readings are deflated with this preset dictionary (zlib's FDICT): the keys and
+# words every reading repeats, so a poll of a few readings compresses to a fraction of
+# what it does alone. It is part of the file format: never change it, add a new one (the
+# stream names its dictionary by checksum). Rows without it (older files) still decode.
+ZDICT = (b'"quality":"suspect","ts":"2025-01-01T00:00:00.000Z","flags":["not_finite",'
+         b'"gap":{"first":"2025-01-01T00:00:00.000Z","last":"","count":1,"interval_s":'
+         b'"reason":"daemon_not_running"},"raw":{"words":[,"sensor":"calibration":{"id":'
+         b'"quality":"missing","ts":"2026-","quality":"bad","ts":"2026-,"seq":1},'
+         b'{"device":"","channel":"","quantity":"water_level","value":1,"unit":"m",'
+         b'"quality":"good","ts":"2026-12-01T12:00:00.000Z","seq":1},{"device":"')
+_ZDICT_ID = zlib.adler32(ZDICT)
+
+
+def pack(text: str) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, ZDICT)
+    return c.compress(text.encode()) + c.flush()
+
+
+def unpack(data: bytes) -> str:
+    """A row's readings as text: deflated with the preset dictionary or (older) without."""
+    if len(data) > 6 and data[1] & 0x20:  # FDICT: the dictionary's checksum follows
+        if int.from_bytes(data[2:6], "big") != _ZDICT_ID:
+            raise zlib.error("row compressed with an unknown dictionary")
+        d = zlib.decompressobj(15, ZDICT)
+        text = d.decompress(data)
+        if not d.eof:
+            raise zlib.error("row data ends early")
+        return text.decode()
+    return zlib.decompress(data).decode()
+
+
 def decode_row(lane: Lane, r: tuple[int, str, int, bytes]) -> Row:
     """A stored row (id, topic, n, compressed data) as a :class:`Row`."""
-    return Row(r[0], int(lane), r[1], r[2], zlib.decompress(r[3]).decode())
+    return Row(r[0], int(lane), r[1], r[2], unpack(r[3]))
+
+
+SET_ASIDE_TOPIC = "event/outbox"
+
+
+def salvage(path: str, error: str) -> dict[str, Any]:
+    """What can still be read of a set-aside outbox, each part only if SQLite can read
+    it: the devices' last polls, and per lane the readings it held (never delivered)
+    with their time span and, per channel, the seqs they had."""
+    size = sum(os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p))
+    info: dict[str, Any] = {"path": path, "size_bytes": size, "error": error,
+                            "delivered": False, "readable": False, "last_polls": {}}
+    try:
+        db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return info
+    try:
+        try:
+            seqs = scan(db)[0]
+        except (sqlite3.Error, ValueError, zlib.error):
+            seqs = dict(db.execute("SELECT channel, last FROM seqs"))
+        info["last_polls"] = {k.removeprefix(SLOT): int(v) for k, v in seqs.items()
+                              if k.startswith(SLOT)}
+        held: dict[str, Any] = {}
+        for lane, t in _T.items():
+            n, first, last = 0, "", ""
+            chans: dict[str, tuple[int, int]] = {}
+            for r in db.execute(f"SELECT id, topic, n, data FROM {t} ORDER BY id"):
+                for p in decode_row(lane, r).readings():
+                    n += 1
+                    ts, ch, seq = str(p.get("ts")), str(p.get("channel")), p.get("seq")
+                    first, last = min(first or ts, ts), max(last, ts)
+                    if isinstance(seq, int):
+                        lo, hi = chans.get(ch, (seq, seq))
+                        chans[ch] = (min(lo, seq), max(hi, seq))
+            held[lane.name.lower()] = {"readings": n, "first": first or None,
+                                       "last": last or None,
+                                       "seqs": {c: list(v) for c, v in chans.items()}}
+        info["held"], info["readable"] = held, True
+    except (sqlite3.Error, ValueError, zlib.error):
+        pass  # what was read so far is kept
+    finally:
+        db.close()
+    return info
+
+
+def set_aside_record(info: dict[str, Any]) -> Reading:
+    """The event saying an outbox was set aside and its content not delivered (README,
+    MQTT contract; ``schemas/set_aside.json``)."""
+    return Reading(device="daq", channel="daq.outbox", quantity="outbox_set_aside",
+                   value=None, unit="", quality=Quality.MISSING, ts=datetime.now(UTC),
+                   lane=Lane.ALARM, flags=("outbox_set_aside",), extra={"set_aside": info})
 
 
 class Outbox:
@@ -111,35 +243,46 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.set_aside: str | None = None  # where a damaged file went, for status
+        aside: dict[str, Any] | None = None
         try:
             self._db = self._open()
         except sqlite3.OperationalError:
             raise  # locked, disk I/O, no permission: the file may be fine; never move it
         except sqlite3.DatabaseError as err:  # not a database, malformed, truncated
             self.set_aside = self._set_aside(err)
+            aside = salvage(self.set_aside, f"{type(err).__name__}: {err}")
             self._db = self._open()
+            # the devices' last polls, where they can be read: the first poll of each
+            # then gives the downtime gap records from there (daq/downtime.py)
+            self._db.executemany("INSERT OR REPLACE INTO seqs VALUES (?, ?)",
+                                 [(SLOT + k, v) for k, v in aside["last_polls"].items()])
             # the seqs of the damaged file are lost: start above any counter it can have
             # held (one seq per second since 1970), so no key is ever given twice
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seq_floor', ?)",
                              (str(int(time.time())),))
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('set_aside', ?)",
                              (self.set_aside,))
-        self._seqs = dict(self._db.execute("SELECT channel, last FROM seqs"))
+        self._seqs, self._flushed = scan(self._db)
+        self._dirty: set[str] = set(self._seqs)  # not in ``seqs`` as it is on the disk
+        self._unflushed = 0  # rows committed since ``seqs`` was last written
         self.slots: dict[str, float] = {k.removeprefix(SLOT): v / 1000 for k, v in
                                         self._seqs.items() if k.startswith(SLOT)}
+        self._started: set[str] = set()  # channels given a seq since the outbox opened
         meta = dict(self._db.execute("SELECT key, value FROM meta"))
         self._seq_floor = int(meta.get("seq_floor", 0))
+        self.restart_skip = self._restart_skip()
         self.set_aside = self.set_aside or meta.get("set_aside")
         self._depth = {lane: self._db.execute(f"SELECT COALESCE(SUM(n), 0) FROM {_T[lane]}")
                        .fetchone()[0] for lane in Lane}
         self.max_rows = max_rows
-        self._top = {lane: self._db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {_T[lane]}")
-                     .fetchone()[0] for lane in Lane}
+        self._top = {lane: self._flushed[_T[lane]] for lane in Lane}
         self._durable = dict(self._top)  # what a previous run committed is synced now
         self._sync_lock = threading.Lock()
         self.synced_at = time.monotonic()
         self.sync_interval = sync_interval
         self._wal_fd: int | None = None
+        if aside is not None:  # said on the uplink, first of all, durably
+            self.add([(SET_ASIDE_TOPIC, set_aside_record(aside))])
         self.sync()
         self.synced_at = -math.inf  # the first commit of this run is synced at once
 
@@ -148,11 +291,15 @@ class Outbox:
         try:
             db.execute("PRAGMA page_size=512")  # small pages: less flash per commit
             db.execute("PRAGMA auto_vacuum=NONE")  # pointer-map pages cost flash per commit
+            db.execute("PRAGMA secure_delete=OFF")  # zeroing freed pages is flash too
             db.execute("PRAGMA journal_mode=WAL")
             # NORMAL: a commit survives kill -9 at once; it is on the disk after sync(),
             # and the publisher reads no further than the last sync (see the module doc)
             db.execute("PRAGMA synchronous=NORMAL")
+            new = not db.execute("SELECT 1 FROM sqlite_master").fetchone()
             db.executescript(_SCHEMA)
+            if new:
+                db.execute("INSERT INTO meta VALUES ('seqs_through', '{}')")
             if db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("integrity check failed")
             _migrate(db)
@@ -160,6 +307,15 @@ class Outbox:
             db.close()
             raise
         return db
+
+    def _restart_skip(self) -> int:
+        """The seqs each channel without a downtime skip jumps at its first reading."""
+        if not any(not k.startswith(("#", SLOT)) for k in self._seqs) and not self._seq_floor:
+            return 0  # a new outbox: nothing can have been published from it
+        if AT not in self._seqs:  # a file of a version that kept no commit time
+            return RESTART_BURST
+        idle = max(time.time() - self._seqs[AT] / 1000, 0.0)
+        return math.ceil(idle * RESTART_RATE) + RESTART_BURST
 
     def _set_aside(self, err: sqlite3.DatabaseError) -> str:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -197,41 +353,57 @@ class Outbox:
             for topic, reading in items:
                 ch = reading.channel
                 last = touched.get(ch, max(self._seqs.get(ch, 0), self._seq_floor))
-                jump = skip.pop(ch, 0)
+                if ch in skip:
+                    jump = skip.pop(ch)
+                elif ch not in self._started and ch not in touched:
+                    jump = self.restart_skip
+                else:
+                    jump = 0
                 seq = last + jump + 1
                 touched[ch] = seq
                 payload = reading.to_payload(seq)
                 if jump and "gap" in payload:
                     payload["gap"] = {**payload["gap"], "seq_skipped": [last + 1, seq - 1]}
+                elif jump:
+                    payload["seq_skipped"] = [last + 1, seq - 1]
                 if envelope:
                     payload = {**envelope, **payload}
                 groups.setdefault((int(reading.lane), topic), []).append(_encode(payload))
                 seqs.append(seq)
-            rows = [(lane, topic, len(texts), zlib.compress(",".join(texts).encode(), 6))
+            rows = [(lane, topic, len(texts), pack(",".join(texts)))
                     for (lane, topic), texts in groups.items()]
-            marks = {f"{SLOT}{k}": round(v * 1000) for k, v in (slots or {}).items()}
+            marks = {k: round(v * 1000) for k, v in (slots or {}).items()}
+            marks[AT] = round(time.time() * 1000)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 top = dict(self._top)
-                for lane, topic, n, data in rows:
+                for i, (lane, topic, n, data) in enumerate(rows):
                     # ids given here, never reused while the process runs (a cursor may
                     # point past an emptied table); AUTOINCREMENT would cost a page
                     top[Lane(lane)] += 1
-                    self._db.execute(f"INSERT INTO {_T[Lane(lane)]}(id, topic, n, data) "
-                                     "VALUES (?,?,?,?)", (top[Lane(lane)], topic, n, data))
-                self._db.executemany(
-                    "INSERT INTO seqs(channel, last) VALUES (?, ?) "
-                    "ON CONFLICT(channel) DO UPDATE SET last = excluded.last",
-                    [*touched.items(), *marks.items()])
+                    self._db.execute(
+                        f"INSERT INTO {_T[Lane(lane)]}(id, topic, n, data, marks) "
+                        "VALUES (?,?,?,?,?)", (top[Lane(lane)], topic, n, data,
+                                               None if i else json.dumps(marks)))
+                new = {**touched, **{k if k == AT else SLOT + k: v for k, v in marks.items()}}
+                flush = self._unflushed + len(rows) >= FLUSH_ROWS
+                if flush:
+                    self._write_seqs_locked(new, top)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback_locked()
                 raise
-            self._seqs.update(touched)
+            self._seqs.update(new)
+            self._started.update(touched)
+            self._top = top
+            if flush:
+                self._flushed_locked()
+            else:
+                self._dirty.update(new)
+                self._unflushed += len(rows)
             self.slots.update(slots or {})
             for lane, _, n, _ in rows:
                 self._depth[Lane(lane)] += n
-            self._top = top
             if self.max_rows is not None and sum(self._depth.values()) > self.max_rows:
                 self._evict_locked(sum(self._depth.values()) - self.max_rows)
         if any(r[0] != Lane.RAW for r in rows):
@@ -261,6 +433,20 @@ class Outbox:
             self._durable = top
             self.synced_at = time.monotonic()
 
+    def _write_seqs_locked(self, new: dict[str, int], top: dict[Lane, int]) -> None:
+        """Bring ``seqs`` up to date with every row up to ``top`` (inside a transaction,
+        before rows are deleted: their readings then no longer say which seqs they took)."""
+        entries = {k: self._seqs[k] for k in self._dirty} | new
+        self._db.executemany("INSERT INTO seqs(channel, last) VALUES (?, ?) "
+                             "ON CONFLICT(channel) DO UPDATE SET last = excluded.last",
+                             list(entries.items()))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('seqs_through', ?)",
+                         (json.dumps({_T[lane]: top[lane] for lane in Lane}),))
+
+    def _flushed_locked(self) -> None:
+        self._dirty.clear()
+        self._unflushed = 0
+
     def _rollback_locked(self) -> None:
         """Undo an open transaction; when BEGIN itself failed (database locked) there is
         none, and a bare ROLLBACK would raise and hide the real error."""
@@ -269,21 +455,34 @@ class Outbox:
 
     def _evict_locked(self, excess: int) -> None:
         """Drop the oldest rows of the lowest lanes first; alarms are never evicted."""
-        for lane in (Lane.RAW, Lane.RESULT):
-            while excess > 0:
-                found = self._db.execute(
-                    f"SELECT id, n FROM {_T[lane]} ORDER BY id LIMIT 256").fetchall()
-                if not found:
-                    break
-                upto, n = 0, 0
-                for rid, k in found:
-                    upto, n = rid, n + k
-                    if n >= excess:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            if self._dirty:
+                self._write_seqs_locked({}, self._top)
+            gone: dict[Lane, int] = {}
+            for lane in (Lane.RAW, Lane.RESULT):
+                while excess > 0:
+                    found = self._db.execute(
+                        f"SELECT id, n FROM {_T[lane]} ORDER BY id LIMIT 256").fetchall()
+                    if not found:
                         break
-                self._db.execute(f"DELETE FROM {_T[lane]} WHERE id<=?", (upto,))
-                self._depth[lane] -= n
-                excess -= n
+                    upto, n = 0, 0
+                    for rid, k in found:
+                        upto, n = rid, n + k
+                        if n >= excess:
+                            break
+                    self._db.execute(f"DELETE FROM {_T[lane]} WHERE id<=?", (upto,))
+                    gone[lane] = gone.get(lane, 0) + n
+                    excess -= n
+            for lane, n in gone.items():
                 self._bump_locked(f"evicted_{lane.name.lower()}", n)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback_locked()
+            raise
+        self._flushed_locked()
+        for lane, n in gone.items():
+            self._depth[lane] -= n
 
     def _bump_locked(self, name: str, n: int) -> None:
         self._db.execute("INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) "
@@ -298,10 +497,10 @@ class Outbox:
     def pending(self, lane: Lane, after_id: int, limit: int) -> list[Row]:
         """Rows of one lane after ``after_id``, oldest first."""
         with self._lock:
-            cur = self._db.execute(f"SELECT id, topic, n, data FROM {_T[lane]} WHERE id>? "
+            got = self._db.execute(f"SELECT id, topic, n, data FROM {_T[lane]} WHERE id>? "
                                    "AND id<=? ORDER BY id LIMIT ?",
-                                   (after_id, self._durable[lane], limit))
-            return [decode_row(lane, r) for r in cur]
+                                   (after_id, self._durable[lane], limit)).fetchall()
+        return [decode_row(lane, r) for r in got]  # outside the lock: commits go on
 
     def has_pending(self, lane: Lane, after_id: int) -> bool:
         """Whether ``pending`` would return anything (no query: the publisher asks often)."""
@@ -313,6 +512,8 @@ class Outbox:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                if self._dirty:
+                    self._write_seqs_locked({}, self._top)
                 n = self._db.execute(f"SELECT COALESCE(SUM(n), 0) FROM {_T[lane]} "
                                      "WHERE id<=?", (last_id,)).fetchone()[0]
                 self._db.execute(f"DELETE FROM {_T[lane]} WHERE id<=?", (last_id,))
@@ -320,6 +521,7 @@ class Outbox:
             except BaseException:
                 self._rollback_locked()  # never leave a transaction open for the next add
                 raise
+            self._flushed_locked()
             self._depth[lane] -= n
             return int(n)
 
@@ -364,6 +566,15 @@ class Outbox:
 
     def close(self) -> None:
         try:
+            with self._lock:
+                if self._dirty:  # spares the next start reading the rows since the last
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._write_seqs_locked({}, self._top)
+                    self._db.execute("COMMIT")
+                    self._flushed_locked()
+        except (sqlite3.Error, OSError):
+            self._rollback_locked()
+        try:
             self.sync()
         except (sqlite3.Error, OSError):
             pass
@@ -375,7 +586,11 @@ class Outbox:
 
 def _migrate(db: sqlite3.Connection) -> None:
     """An outbox written by an older version (one row per reading in ``outbox``): its rows
-    move into ``rows`` unchanged in order, in one transaction."""
+    move into ``rows`` unchanged in order, in one transaction. Row tables without
+    ``marks`` (their seqs table was written with every commit) get the column."""
+    for t in _T.values():
+        if "marks" not in {c[1] for c in db.execute(f"PRAGMA table_info({t})")}:
+            db.execute(f"ALTER TABLE {t} ADD COLUMN marks TEXT")
     if not db.execute("SELECT 1 FROM sqlite_master WHERE name='outbox'").fetchone():
         return
     db.execute("BEGIN IMMEDIATE")

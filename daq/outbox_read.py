@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from .access import denied, missing_dir, present
 from .model import Lane, parse_ts
-from .outbox import TABLES, Row, decode_row
+from .outbox import TABLES, Row, decode_row, scan
 
 OUTBOX_NAME = "outbox.sqlite3"
 
@@ -51,13 +51,17 @@ class OutboxReader:
                 self.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
         except sqlite3.Error as err:
             raise OutboxUnreadable(f"cannot read the outbox {self.path}: {err}") from None
+        self._seqs: dict[str, int] | None = None
 
     def close(self) -> None:
         self.db.close()
 
     def last_seq(self, channel: str) -> int:
-        row = self.db.execute("SELECT last FROM seqs WHERE channel=?", (channel,)).fetchone()
-        return int(row[0]) if row else 0
+        """The channel's last seq: the ``seqs`` table completed by the rows committed
+        since the daemon last wrote it (``daq.outbox.scan``)."""
+        if self._seqs is None:
+            self._seqs = scan(self.db)[0]
+        return int(self._seqs.get(channel, 0))
 
     def _rows(self, lane: Lane, order: str = "ASC", limit: int | None = None) -> list[Row]:
         sql = f"SELECT id, topic, n, data FROM {TABLES[lane]} ORDER BY id {order}"

@@ -14,16 +14,24 @@ def reading(channel: str, value: float, lane: Lane = Lane.RAW) -> Reading:
 
 
 def test_seq_is_per_channel_and_survives_reopening(tmp_path: Path) -> None:
-    """seq counts per channel from 1, and continues after the file is reopened."""
+    """seq counts per channel from 1, and continues after the file is reopened: exactly
+    where the caller gives the channel's downtime skip (a polled device's, here none),
+    else past the restart margin, which the first reading names in ``seq_skipped``."""
     ob = Outbox(tmp_path / "o.db")
+    assert ob.restart_skip == 0  # a new outbox: no number can have been published
     assert ob.add([("t", reading("a", 1)), ("t", reading("b", 2)), ("t", reading("a", 3))]) \
         == [1, 1, 2]
     ob.ack(ob.all_rows())
     ob.close()
     ob = Outbox(tmp_path / "o.db")
-    assert ob.add([("t", reading("a", 4))]) == [3]
+    assert ob.add([("t", reading("a", 4))], skip={"a": 0}) == [3]
     got = ob.all_readings()[0]
-    assert got["seq"] == 3 and got["channel"] == "a"
+    assert got["seq"] == 3 and got["channel"] == "a" and "seq_skipped" not in got
+    margin = ob.restart_skip
+    assert margin >= 100
+    assert ob.add([("t", reading("b", 5)), ("t", reading("b", 6))]) == [2 + margin, 3 + margin]
+    assert ob.all_readings()[1]["seq_skipped"] == [2, 1 + margin]
+    assert ob.add([("t", reading("a", 7))]) == [4]  # once per channel and start
 
 
 def seqs(rows: list[Row]) -> list[int]:
@@ -132,4 +140,133 @@ def test_a_locked_database_reports_itself_and_leaves_the_outbox_usable(tmp_path:
     other.close()
     assert ob.add([("t", reading("a", 2))]) == [1]
     assert ob.depth()["raw"] == 1
+    ob.close()
+
+
+def test_seqs_and_last_polls_survive_a_kill_between_table_updates(tmp_path: Path) -> None:
+    """A commit writes its rows only; the ``seqs`` table is brought up to date before a
+    delete. A copy of the files taken while the outbox is open (what a kill -9 leaves)
+    still knows every channel's last seq and every device's last poll, from the rows."""
+    import shutil
+
+    from daq.outbox_read import OutboxReader
+
+    live, copy = tmp_path / "live", tmp_path / "copy"
+    ob = Outbox(live / "o.db")
+    for i in range(3):
+        ob.add([("t", reading("a", i)), ("t", reading("b", i))], slots={"d": 1000.0 + i})
+    ob.ack_through(Lane.RAW, ob.pending(Lane.RAW, 0, 1)[0].id)  # seqs table written here
+    for i in range(3, 5):
+        ob.add([("t", reading("a", i))], slots={"d": 1000.0 + i})
+    ob.sync()
+    copy.mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copy(f"{live}/o.db{suffix}", f"{copy}/o.db{suffix}")
+    reader = OutboxReader(copy / "o.db")
+    assert (reader.last_seq("a"), reader.last_seq("b")) == (5, 3)
+    reader.close()
+    again = Outbox(copy / "o.db")
+    assert again.slots == {"d": 1004.0}
+    assert again.add([("t", reading("a", 9)), ("t", reading("b", 9))],
+                     skip={"a": 0, "b": 0}) == [6, 4]
+    again.ack(again.all_rows())  # all delivered: the table empty, its seqs written
+    again.close()
+    ob.close()
+    ob = Outbox(copy / "o.db")  # new rows get ids above those the seqs table covers
+    ob.add([("t", reading("a", 10))], skip={"a": 0})
+    ob.sync()
+    shutil.rmtree(live)
+    live.mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copy(f"{copy}/o.db{suffix}", f"{live}/o.db{suffix}")
+    assert Outbox(live / "o.db").last_seq("a") == 7
+    ob.close()
+
+
+def test_a_restored_copy_never_reuses_a_key_of_a_channel_without_slots(tmp_path: Path) -> None:
+    """GNSS results (and alarms, summaries, manual readings) have no polling slots, so no
+    downtime skip: after a start each such channel jumps past the restart margin (10 seqs
+    a second since the last commit the outbox holds, plus 100). The
+    power-cut reproduction on the outbox: copy the files while running, publish more,
+    restore the copy, start: no (channel, seq) is given to a second, different reading."""
+    import shutil
+    import time
+
+    def result(point: str, value: float, lane: Lane = Lane.RESULT) -> Reading:
+        return Reading(device="gnss", channel=f"{point}.displacement_x", value=value,
+                       quantity="displacement_x", unit="mm", quality=Quality.GOOD,
+                       ts=utcnow(), lane=lane, sensor=point)
+
+    live, copy = tmp_path / "live", tmp_path / "copy"
+    ob = Outbox(live / "o.db")
+    ob.add([("gnss/M1", result("M1", 0.5)), ("alarm/M1", result("M2", 1.0, Lane.ALARM))])
+    ob.sync()
+    copy.mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copy(f"{live}/o.db{suffix}", f"{copy}/o.db{suffix}")
+    published: dict[tuple[str, int], float] = {}
+    for i in range(60):  # the run the copy does not know of: all of it reached the broker
+        ob.add([("gnss/M1", result("M1", 10.0 + i)), ("alarm/M1", result("M2", 5.0 + i,
+                                                                          Lane.ALARM))])
+    ob.sync()
+    for p in ob.all_readings():
+        published[(p["channel"], p["seq"])] = p["value"]
+    ob.close()
+    time.sleep(0.05)
+    restored = Outbox(copy / "o.db")  # the copy put back, the daemon started on it
+    assert restored.restart_skip >= 100
+    restored.add([("gnss/M1", result("M1", 99.0)), ("alarm/M1", result("M2", 98.0,
+                                                                        Lane.ALARM))])
+    after = [p for p in restored.all_readings() if p["value"] in (98.0, 99.0)]
+    assert len(after) == 2
+    for p in after:
+        assert (p["channel"], p["seq"]) not in published, p
+        first, last = p["seq_skipped"]
+        assert first == 2 and last == p["seq"] - 1  # named: not readings lost
+    restored.close()
+
+
+def test_an_outbox_of_the_previous_versions_is_read_and_continued(tmp_path: Path) -> None:
+    """Files written before the marks column and the preset dictionary (seqs written with
+    every commit, plain zlib rows), and before that one row per reading: their rows are
+    sent as they were, their seqs and last polls go on."""
+    import json
+    import sqlite3
+    import zlib
+
+    from daq.outbox_read import OutboxReader
+
+    old = json.dumps({"device": "d", "channel": "a", "quantity": "q", "value": 1.0,
+                      "unit": "m", "quality": "good", "ts": "2026-01-01T00:00:00.000Z",
+                      "seq": 7})
+    path = tmp_path / "prev.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for lane in range(3):
+        db.execute(f"CREATE TABLE rows{lane} (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, "
+                   "n INTEGER NOT NULL, data BLOB NOT NULL)")
+    db.execute("CREATE TABLE seqs (channel TEXT PRIMARY KEY, last INTEGER NOT NULL) "
+               "WITHOUT ROWID")
+    db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO rows2 VALUES (1, 't', 1, ?)", (zlib.compress(old.encode()),))
+    db.execute("INSERT INTO seqs VALUES ('a', 7), ('#slot:d', 1767225600000)")
+    db.close()
+    assert OutboxReader(path).last_seq("a") == 7
+    ob = Outbox(path)
+    assert ob.all_readings() == [json.loads(old)] and ob.slots == {"d": 1767225600.0}
+    assert ob.add([("t", reading("a", 2.0))], skip={"a": 0}) == [8]
+    ob.close()
+
+    oldest = tmp_path / "oldest.db"
+    db = sqlite3.connect(oldest, isolation_level=None)
+    db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, lane INTEGER, "
+               "topic TEXT, channel TEXT, seq INTEGER, payload TEXT)")
+    db.execute("CREATE TABLE seqs (channel TEXT PRIMARY KEY, last INTEGER NOT NULL)")
+    db.execute("INSERT INTO outbox(lane, topic, channel, seq, payload) "
+               "VALUES (2, 't', 'a', 7, ?)", (old,))
+    db.execute("INSERT INTO seqs VALUES ('a', 7)")
+    db.close()
+    ob = Outbox(oldest)
+    assert ob.all_readings() == [json.loads(old)]
+    assert ob.add([("t", reading("a", 2.0))], skip={"a": 0}) == [8]
     ob.close()

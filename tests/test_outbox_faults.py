@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -240,3 +241,74 @@ def test_an_ack_that_cannot_be_recorded_keeps_the_link(tmp_path: Path) -> None:
         pub.join(5)
         sub.close()
         broker.stop()
+
+
+def damaged_outbox(path: Path, device: str, last_poll: float) -> None:
+    """An outbox whose raw rows are corrupt (a page of them overwritten) but whose table
+    of seqs and last polls can still be read; 40 readings of ``device`` never sent."""
+    from daq.model import Quality, Reading, utcnow
+
+    ob = Outbox(path)
+    for i in range(40):
+        ob.add([("data/" + device, Reading(
+            device=device, channel=f"{device}/x", quantity="q", value=float(i), unit="m",
+            quality=Quality.GOOD, ts=utcnow()))], slots={device: last_poll})
+    ob.close()  # writes the seqs table; the log is checkpointed into the file
+    db = sqlite3.connect(path)
+    (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name='rows2'").fetchone()
+    (size,) = db.execute("PRAGMA page_size").fetchone()
+    db.close()
+    with open(path, "r+b") as f:
+        f.seek((root - 1) * size)
+        f.write(b"\xff" * size)
+
+
+def test_a_set_aside_outbox_is_announced_and_its_downtime_covered(
+        tmp_path: Path, broker: Any, subscriber: Subscriber, run_daemon: Any) -> None:
+    """A damaged outbox is set aside: an event on …/event/outbox (alarm lane, first)
+    names the file, its size and that its content was not delivered; the devices' last
+    polls read from it give the downtime gap records per channel from there."""
+    import time
+
+    from .conftest import validator
+
+    state = tmp_path / "state"
+    state.mkdir()
+    damaged_outbox(state / "outbox.sqlite3", "u1", time.time() - 30)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("site: s\nrtu: r\nbuses:\n  b:\n    protocol: modbus_tcp\n"
+                   "    url: 127.0.0.1:1\n    devices:\n      u1: {driver: modbus, address: 1,"
+                   " interval: 1s, options: {registers: [{name: x, address: 0, type: "
+                   "uint16}]}}\n")
+    d = run_daemon(cfg, broker.url, state)
+    wait_for(lambda: subscriber.payloads("/event/outbox"), 60, "the set-aside event")
+    wait_for(lambda: [r for r in subscriber.readings() if r.get("gap")], 60,
+             "the downtime gap record")
+    assert d.stop() == 0
+    (msg,) = subscriber.payloads("/event/outbox")
+    (event,) = msg["readings"]
+    validator("reading.json").validate(event)
+    assert (event["channel"], event["quality"], event["flags"]) == (
+        "daq.outbox", "missing", ["outbox_set_aside"])
+    aside = event["set_aside"]
+    assert Path(aside["path"]).exists() and aside["path"] in str(list(state.iterdir()))
+    assert aside["size_bytes"] > 0 and aside["delivered"] is False
+    assert aside["error"] and set(aside["last_polls"]) == {"u1"}
+    (gap,) = [r for r in subscriber.readings() if r.get("gap")]
+    assert gap["channel"] == "u1/x" and gap["gap"]["count"] >= 25
+    assert gap["gap"]["reason"] == "daemon_not_running"
+
+
+def test_an_unreadable_set_aside_outbox_is_announced_all_the_same(tmp_path: Path) -> None:
+    """A foreign file tells nothing of what it held: the event says so (readable false),
+    and it is the first row of the alarm lane of the new outbox."""
+    from daq.model import Lane
+
+    path = tmp_path / "outbox.sqlite3"
+    path.write_bytes(b"this is a spreadsheet, not a database" * 100)
+    ob = Outbox(path)
+    (row,) = ob.pending(Lane.ALARM, 0, 10)
+    (event,) = row.readings()
+    assert row.topic == "event/outbox" and event["set_aside"]["readable"] is False
+    assert event["set_aside"]["size_bytes"] == 3700 and "held" not in event["set_aside"]
+    ob.close()
