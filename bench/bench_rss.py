@@ -82,11 +82,11 @@ def main() -> None:
             broker.stop()
     print(f"peak RSS, {seconds:.0f} s of `daq run`, 20 Modbus TCP devices x 10 registers at 1 s "
           f"({polls} polls served)")
-    print(f"  python -c pass (baseline): {base_kb / 1024:6.1f} MB")
+    print(f"  python -c pass (baseline): {base_kb / 1024:6.1f} MiB = {base_kb * 1.024e-3:5.1f} MB")
     for name, (kb, heavy) in results.items():
-        print(f"  {name + ':':<26} {kb / 1024:6.1f} MB  ({kb / base_kb:.2f}x baseline, "
-              f"{(kb - base_kb) / 1024:.1f} MB more); numpy/numba/llvmlite loaded: "
-              f"{', '.join(heavy) or 'none'}")
+        print(f"  {name + ':':<26} {kb / 1024:6.1f} MiB = {kb * 1.024e-3:5.1f} MB  "
+              f"({kb / base_kb:.2f}x baseline, {(kb - base_kb) / 1024:.1f} MiB more); "
+              f"numpy/numba/llvmlite loaded: {', '.join(heavy) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ line, the ``nmea`` driver), publishing to a local mosquitto. For each run: time 
 to the first message at the broker, time until the chains are ready (the daemon's
 ``processing_kernels_ready`` log line: kernels compiled or loaded in the background while
 readings of unchained channels already flow), CPU share of one core over the measuring
-period, and peak RSS (VmHWM, in MiB). Runs: no chains (the in-run baseline), chains with a
-cold Numba cache, chains with the now warm cache.
+period, and peak RSS (VmHWM, in MiB = 2^20 bytes and in MB = 10^6 bytes). Runs: no chains
+(the in-run baseline), chains with a cold Numba cache, chains with the now warm cache. The
+daemon runs with ``MALLOC_ARENA_MAX=2`` as under ``systemd/daq.service``.
 Run: ``python bench/bench_site.py [seconds]`` (default 60 s of measurement per run).
 """
 
@@ -31,6 +32,8 @@ from daq.localbroker import LocalBroker
 
 REPO = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
+UNIT_ENV = {"MALLOC_ARENA_MAX": "2"}  # as systemd/daq.service sets it
+MIB, MB = 2**20, 10**6
 
 
 def site_config(path: Path, chains: bool) -> Path:
@@ -70,9 +73,10 @@ def proc_cpu(pid: int) -> float:
 
 
 def vm_hwm(pid: int) -> float:
+    """Peak resident memory in bytes (``VmHWM`` is in kiB, whatever its label says)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+            return int(line.split()[1]) * 1024.0
     return float("nan")
 
 
@@ -86,7 +90,7 @@ def run(work: Path, broker: LocalBroker, chains: bool, cache: Path, seconds: flo
     client.loop_start()
     time.sleep(0.5)
     cfg = site_config(work / f"{tag}.yaml", chains)
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), **UNIT_ENV}
     log = work / f"{tag}.log"
     with log.open("w") as out:
         t0, wall0 = time.perf_counter(), time.time()
@@ -105,7 +109,7 @@ def run(work: Path, broker: LocalBroker, chains: bool, cache: Path, seconds: flo
     p.wait(30)
     client.loop_stop()
     client.disconnect()
-    return {"first_s": first_s, "ready_s": ready_at(log, wall0), "cpu": cpu, "rss_mb": rss}
+    return {"first_s": first_s, "ready_s": ready_at(log, wall0), "cpu": cpu, "rss_bytes": rss}
 
 
 def ready_at(log: Path, wall0: float) -> float | None:
@@ -136,12 +140,13 @@ def main(seconds: float) -> None:
     base = rows[0][1]
     print(f"reference site on sim://, {seconds:.0f} s measured per run")
     print(f"  {'run':<22} {'first msg':>10} {'chains ready':>13} {'CPU of a core':>14} "
-          f"{'peak RSS':>10}")
+          f"{'peak RSS (VmHWM)':>22}")
     for name, r in rows:
         ready = "-" if r["ready_s"] is None else f"{r['ready_s']:.2f}s"
         print(f"  {name:<22} {r['first_s']:9.2f}s {ready:>13} {100 * r['cpu']:13.2f}% "
-              f"{r['rss_mb']:7.1f}MiB   (CPU ×{r['cpu'] / max(base['cpu'], 1e-9):.2f}, "
-              f"RSS ×{r['rss_mb'] / base['rss_mb']:.2f} of the baseline)")
+              f"{r['rss_bytes'] / MIB:7.1f} MiB = {r['rss_bytes'] / MB:5.1f} MB   "
+              f"(CPU ×{r['cpu'] / max(base['cpu'], 1e-9):.2f}, "
+              f"RSS ×{r['rss_bytes'] / base['rss_bytes']:.2f} of the baseline)")
 
 
 if __name__ == "__main__":
