@@ -15,18 +15,21 @@ Three things keep its memory down (``bench/bench_site.py``; figures in README.md
   behaviour without these optional dependencies) and the import system is left as it
   was. In a process that later imports them, Numba still cannot compile ``np.dot`` or a
   cffi call in a kernel; none of this project's kernels use them.
-* ``libllvmlite.so`` (LLVM, 80 MiB of machine code) is touched all over when it is loaded
-  (the static initialisers of LLVM's passes and options) and again when Numba compiles
-  its runtime module at the first cache load (LLVM's optimiser and code generator): 51 MiB
-  of the daemon's resident memory are those code pages, which the kernels never execute
-  once loaded. :func:`release_llvm_code` gives them back after each step with
-  ``madvise(MADV_DONTNEED)`` on the library's read-only executable mapping: for a private
-  file mapping madvise(2) documents that a later access re-reads the page from the file
-  (here from the page cache: a minor fault), and code is never written, so nothing is
-  lost; an LLVM compile afterwards (a kernel for a new type) simply faults its pages back.
-  Only the mapping with permissions ``r-xp`` is touched (never the relocated read-only
-  data, whose pages differ from the file). Where ``/proc/self/maps`` or ``madvise`` is not
-  available this does nothing.
+* ``libllvmlite.so`` (LLVM: 80 MiB of machine code, 67 MiB of read-only data) is touched
+  all over when it is loaded (the dynamic linker reads its relocations; the static
+  initialisers of LLVM's passes and options run) and again when Numba compiles its runtime
+  module at the first cache load (LLVM's optimiser and code generator): ~68 MiB of the
+  daemon's resident memory were those pages, which the kernels never use once loaded.
+  :func:`release_llvm_pages` gives them back after each step with
+  ``madvise(MADV_DONTNEED)``: for a private file mapping madvise(2) documents that a later
+  access re-reads the page from the file (here from the page cache: a minor fault), so a
+  page that is still the file's own loses nothing, and an LLVM compile afterwards (a
+  kernel for a new type) simply faults its pages back. Only read-only mappings of the
+  library (``r-xp``, ``r--p``) that hold no page of their own (``Anonymous: 0 kB`` in
+  ``/proc/self/smaps``) are advised: never the relocated data (RELRO, written by the
+  dynamic linker, then made read-only), and a read-only mapping cannot be written
+  meanwhile. Where ``/proc/self/smaps`` or ``madvise`` is not available this does
+  nothing.
 * The loader runs in its own thread, whose mallocs get an arena of their own unless
   ``MALLOC_ARENA_MAX`` bounds them (glibc's tunable, set in ``systemd/daq.service``).
 """
@@ -43,7 +46,6 @@ from types import ModuleType
 from typing import Any
 
 HIDDEN = ("scipy", "cffi")  # optional dependencies of Numba that no kernel here needs
-MADV_DONTNEED = 4  # <sys/mman.h> on Linux, every architecture
 
 
 class _Hide:
@@ -80,26 +82,37 @@ def scipy_hidden() -> Any:
     return hidden(("scipy",))
 
 
-def release_llvm_code() -> int:
-    """Give back the resident pages of ``libllvmlite.so``'s machine code (see the module's
-    docstring); the bytes of mapping advised, 0 where that is not possible."""
+def release_llvm_pages() -> int:
+    """Give back the resident pages of ``libllvmlite.so``'s read-only mappings that are
+    the file's own (see the module's docstring); the bytes of mapping advised, 0 where
+    that is not possible."""
     try:
         import ctypes
+        import mmap
 
-        maps = Path("/proc/self/maps").read_text()
+        dontneed = mmap.MADV_DONTNEED  # the platform's value (<sys/mman.h>)
+        smaps = Path("/proc/self/smaps").read_text()
         madvise = ctypes.CDLL(None, use_errno=True).madvise
     except (OSError, AttributeError):
         return 0
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     madvise.restype = ctypes.c_int
+    found: list[list[Any]] = []  # [start, end, bytes of its own pages (COW), kB]
+    current: list[Any] | None = None
+    for line in smaps.splitlines():
+        head = line.split(maxsplit=5)
+        if head and "-" in head[0] and not head[0].endswith(":"):  # a mapping's first line
+            current = None
+            if (len(head) == 6 and head[1] in ("r-xp", "r--p")
+                    and Path(head[5]).name.startswith("libllvmlite.")):
+                start, end = (int(x, 16) for x in head[0].split("-"))
+                current = [start, end, None]
+                found.append(current)
+        elif current is not None and head[:1] == ["Anonymous:"]:
+            current[2] = int(head[1])
     done = 0
-    for line in maps.splitlines():
-        parts = line.split(maxsplit=5)
-        if (len(parts) < 6 or parts[1] != "r-xp"
-                or not Path(parts[5]).name.startswith("libllvmlite.")):
-            continue
-        start, end = (int(x, 16) for x in parts[0].split("-"))
-        if madvise(start, end - start, MADV_DONTNEED) == 0:
+    for start, end, own_kb in found:
+        if own_kb == 0 and madvise(start, end - start, dontneed) == 0:
             done += end - start
     return done
 
@@ -112,8 +125,8 @@ def load(cfg: Any, state_dir: Path | None,
     with hidden():
         import numba  # noqa: F401  (loads libllvmlite.so: its initialisers run)
 
-        release_llvm_code()
+        release_llvm_pages()
         from .processor import Processor, warm
 
-        warm(dict(cfg.processing), step=release_llvm_code)
+        warm(dict(cfg.processing), step=release_llvm_pages)
     return Processor.from_config(cfg, state_dir, now=now), time.perf_counter() - t0
