@@ -375,7 +375,10 @@ class Daemon:
         self.pipeline = Pipeline(cfg, self.outbox, on_commit=self._wake_publisher)
         self.processor: Any = None
         self._loader: threading.Thread | None = None
+        # `daq status` while the kernels load, after they failed to (error), once loaded
+        self.processing_state: dict[str, Any] | None = None
         if cfg.processing:  # only then are NumPy and Numba imported, in the background
+            self.processing_state = {"state": "loading", "since": format_ts(utcnow())}
             self.pipeline.chained = frozenset(cfg.processing.get("chains") or {})
             self._loader = threading.Thread(target=self._load_processing,
                                             name="processing-load", daemon=True)
@@ -415,19 +418,25 @@ class Daemon:
     def _load_processing(self) -> None:
         """NumPy, Numba and the kernels (from the cache when warm), then the processor;
         while this runs, readings of chained channels wait in the pipeline."""
+        self.processing_state = {"state": "loading", "since": format_ts(utcnow())}
         try:
             from .processing.loader import load
 
             processor, seconds = load(self.cfg, self.state_dir,
                                       now=None if self.clock is None else self.clock.time())
         except Exception as err:  # never the acquisition: chained readings pass as they are
-            log.error("processing_unavailable", error=f"{type(err).__name__}: {err}",
+            error = f"{type(err).__name__}: {err}"
+            log.error("processing_unavailable", error=error,
                       hint="readings are published unprocessed; see daq check")
+            self.processing_state = {"state": "failed", "since": format_ts(utcnow()),
+                                     "error": error}
             self.pipeline.processing_failed = True
             self.pipeline.processing_ready()
             return
         held = len(self.pipeline._held)
         self.processor = self.pipeline.processor = processor
+        self.processing_state = {"state": "ready", "since": format_ts(utcnow()),
+                                 "load_s": round(seconds, 3)}
         self.pipeline.processing_ready()
         log.info("processing_kernels_ready", seconds=round(seconds, 3), held=held)
 
@@ -482,8 +491,18 @@ class Daemon:
             "gnss": None if self.gnss is None else self.gnss.status(),
             "alarms": None if self.alarms is None else self.alarms.health(),
             **self.control.status(),
-            "processing": None if self.processor is None else self.processor.status(),
+            "processing": self.processing_status(),
         }
+
+    def processing_status(self) -> dict[str, Any] | None:
+        """None without chains; ``state`` loading (since when), failed (since when, the
+        error: chained readings pass unprocessed) or ready (the chains' windows, today)."""
+        state, processor = self.processing_state, self.processor
+        if state is None:
+            return None
+        if processor is None or state["state"] != "ready":
+            return dict(state)
+        return {**state, **processor.status()}
 
     def backlog(self) -> dict[str, int]:
         """Readings per lane not yet acknowledged by the broker (the outbox still holds

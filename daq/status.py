@@ -48,11 +48,19 @@ def read_status(state_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def _processing_lines(p: dict[str, Any], sensor: str | None) -> list[str]:
-    """The open window of each chain (one sensor's with --sensor) and today's FR."""
+    """The open window of each chain (one sensor's with --sensor) and today's FR; while
+    the kernels load, since when; if they failed to, the error."""
+    state = p.get("state")
+    if state == "loading":
+        return [f"processing: loading the kernels since {p['since']} (chained readings "
+                "are held until they are ready)"]
+    if state == "failed":
+        return [f"processing: FAILED to load since {p['since']}: {p['error']}",
+                "  chained readings are published unprocessed; see daq check"]
     out = []
     if sensor:
         rows = []
-        for ch, c in sorted(p["chains"].items()):
+        for ch, c in sorted(p.get("chains", {}).items()):
             if ch.split(".")[0] != sensor and ch.split("/")[0] != sensor:
                 continue
             for label, w in c["windows"].items():

@@ -190,23 +190,28 @@ class Processor:
             }
 
 
-def warm(processing: dict[str, Any] | None = None) -> float:
+def warm(processing: dict[str, Any] | None = None, step: Any = None) -> float:
     """Compile (or load from NUMBA_CACHE_DIR) the kernels before the first chained sample
     (the daemon: in the background, daq/processing/loader.py): those the
-    configured chains use (each loaded kernel costs memory), or all of them."""
+    configured chains use (each loaded kernel costs memory), or all of them. ``step``:
+    called after each kernel group (the loader gives back LLVM's code pages there)."""
     import numpy as np
 
     from . import filters, windows
 
     chains = None if processing is None else list((processing.get("chains") or {}).values())
+    after = step or (lambda: None)
     t0 = time.perf_counter()
     x = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 6.0, 7.0, 8.0])
     t = np.arange(x.shape[0], dtype=np.float64)
-    windows.WindowAccumulator().add(t, x)
+    windows.WindowAccumulator().add(t, x)  # the first: Numba compiles its runtime here
+    after()
     if chains is None or any(c.get("despike") for c in chains):
         filters.StreamingHampel(1, 3.0).push(x)
+        after()
     if chains is None or any(c.get("stuck") for c in chains):
         filters.StreamingStuck(0.0, 2).push(x)
+        after()
     if chains is None:
         filters.hampel(x, 1, 3.0)
         filters.rolling_median(x, 3)
@@ -216,4 +221,5 @@ def warm(processing: dict[str, Any] | None = None) -> float:
         filters.ewma(x, 0.5)
         filters.rate_of_change(t, x)
         windows.windowed_stats(t, x, 0.0, 4.0, 2)
+        after()
     return time.perf_counter() - t0

@@ -223,4 +223,70 @@ def test_epochs_without_a_time_never_pile_up_in_a_session() -> None:
         v = values(driver.feed(sentence("GNGGA,,1827.72064,N,06954.92124,W,4,12,0.48,22.6,M,"
                                         "-41.5,M,1.0,0000")))
         assert v["fix_quality"].value == 4
-    assert driver.session_fixes == [] and driver.session_times == []
+    assert len(driver.session_fixes) == 0 and len(driver.session_times) == 0
+
+
+def test_compact_fixes_give_the_statistics_of_the_former_lists_of_enufix() -> None:
+    """Two hours of 1-s GGA (fixed, float and single epochs, cm noise) with 1-h sessions
+    and ``keep_fixes: 3000``: each published session equals the statistics of the same
+    epochs kept as a list of EnuFix (the former form), bit for bit; the day's history
+    (``fixes``, 4-byte offsets) gives the same counts and every statistic within 1 µm."""
+    import random
+
+    from daq.gnss.solver.receiver_rtk import EnuFix
+    from daq.gnss.streams.stream import GnssStream
+
+    ref = (REF["lat"], REF["lon"], REF["height"])
+    driver = make(reference=REF, session="1h", keep_fixes=3000)
+    rng = random.Random(5)
+    stream = GnssStream()
+    old_fixes: list[EnuFix] = []
+    old_session: list[EnuFix] = []
+    old_times: list[float] = []
+    window: int | None = None
+    expected, published = [], []
+    for sec in range(2 * 3600 + 1):
+        quality = rng.choice([4] * 8 + [5, 1])
+        north = 72064 + rng.randint(-40, 40) + (0 if quality == 4 else 900)
+        data = gga(f"{10 + sec // 3600:02d}{sec // 60 % 60:02d}{sec % 60:02d}.00", quality,
+                   north)
+        for _frame, rec in stream.feed(data):        # the former driver's bookkeeping
+            if window is not None and int(rec.time // 3600) != window:
+                expected.append(driver.session_values(window, old_session, old_times))
+                old_session, old_times = [], []
+            window = int(rec.time // 3600)
+            fix = EnuFix(rec.quality, *enu_offset(rec.lat, rec.lon, rec.height, ref))
+            old_fixes.append(fix)
+            old_session.append(fix)
+            old_times.append(rec.time)
+        if closed := [v for v in driver.feed(data) if v.channel.startswith("session.")]:
+            published.append(closed)
+    assert len(published) == 2 and published == expected
+    assert published[0][0].raw["epochs"] == 3600
+    assert list(driver.session_fixes) == old_session and list(driver.session_times) == [
+        old_times[0]]
+    assert len(driver.fixes) == 3000
+    new, old = session_stats(driver.fixes), session_stats(old_fixes[-3000:])
+    assert (new.epochs, new.fixed, new.fixed_ratio) == (old.epochs, old.fixed, old.fixed_ratio)
+    for a, b in ((new.e, old.e), (new.n, old.n), (new.u, old.u)):
+        assert a is not None and b is not None and a.rejected == b.rejected
+        for what in ("median", "mean", "sigma", "spread"):
+            assert abs(getattr(a, what) - getattr(b, what)) < 1e-6, what
+
+
+def test_a_day_of_fixes_at_1_hz_takes_little_memory() -> None:
+    """86,400 epochs in under 1.5 MB (as EnuFix objects they took 11 MB:
+    bench/bench_rss.py); the oldest are dropped, the last kept in order."""
+    from array import array
+
+    from daq.gnss.solver.receiver_rtk import EnuFix
+    from daq_drivers.nmea.driver import FixColumns
+
+    day = FixColumns("f", keep=86400)
+    for i in range(86400 + 5000):
+        day.append(EnuFix(4 if i % 5 else 5, 0.001 * i, -0.002, 0.5))
+    assert len(day) == 86400 and day.nbytes() < 1.5e6
+    first, *_, last = day
+    assert first == EnuFix(4 if 5000 % 5 else 5, array("f", [5.0])[0], array("f", [-0.002])[0],
+                           0.5)
+    assert last.e == array("f", [0.001 * 91399])[0] and last.quality == 4
