@@ -51,8 +51,11 @@ class Day:
 
 
 class Completeness:
-    def __init__(self, clock: Clock, intervals: dict[str, float]) -> None:
-        self.clock, self.intervals = clock, intervals
+    def __init__(self, clock: Clock, intervals: dict[str, float],
+                 units: tuple[str, ...] = ()) -> None:
+        """``units``: the configured acquisition units, each in every report of a day
+        nothing ran, even one the daemon never saw up or down before it stopped."""
+        self.clock, self.intervals, self.units = clock, intervals, units
         self.commissioned: float | None = None
         self.day: Day | None = None
         self.last_tick: float | None = None
@@ -150,7 +153,8 @@ class Completeness:
     def _empty(self, last: Day, start: float, end: float,
                range_: bool = False) -> dict[str, Any]:
         day = Day(start, end, start)
-        day.units = {name: {"up_s": 0.0, "down_s": 0.0, "failures": 0} for name in last.units}
+        day.units = {name: {"up_s": 0.0, "down_s": 0.0, "failures": 0}
+                     for name in sorted({*last.units, *self.units})}
         rep = self.summary(day)
         if range_:
             rep["days"] = max(1, round((end - start) / 86400.0))

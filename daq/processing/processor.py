@@ -52,13 +52,14 @@ def chain_intervals(cfg: Any) -> dict[str, float]:
 
 class Processor:
     def __init__(self, processing: dict[str, Any], intervals: dict[str, float],
-                 state_path: Path | None = None, now: float | None = None) -> None:
+                 state_path: Path | None = None, now: float | None = None,
+                 units: tuple[str, ...] = ()) -> None:
         self.clock = Clock(processing.get("timezone", "UTC"),
                            float(processing.get("day_start", 0.0)))
         self.chains = {ch: ChannelChain(ch, spec, self.clock, intervals[ch])
                        for ch, spec in processing.get("chains", {}).items()}
         self.report_enabled = bool(processing.get("report", True))
-        self.completeness = Completeness(self.clock, dict(intervals))
+        self.completeness = Completeness(self.clock, dict(intervals), units)
         self.topics: dict[str, str] = {}
         self.state_path = state_path
         self._lock = threading.Lock()
@@ -72,7 +73,8 @@ class Processor:
     def from_config(cls, cfg: Any, state_dir: Path | None = None,
                     now: float | None = None) -> Processor:
         return cls(dict(cfg.processing), chain_intervals(cfg),
-                   None if state_dir is None else state_dir / "processing.json", now=now)
+                   None if state_dir is None else state_dir / "processing.json", now=now,
+                   units=tuple(d.name for b in cfg.buses for d in b.devices))
 
     # -- the hook -------------------------------------------------------------------------
 
