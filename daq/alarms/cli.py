@@ -24,6 +24,7 @@ import json
 import sys
 from typing import Any
 
+from ..helptext import help_kwargs
 from ..tables import render
 
 ACTIONS = ("ack", "shelve", "unshelve", "reset", "oos")
@@ -32,9 +33,7 @@ ACTIONS = ("ack", "shelve", "unshelve", "reset", "oos")
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "alarm", help="list, acknowledge, shelve, reset alarms (through the daemon)",
-        description=(__doc__ or "").split("\n\n")[0],
-        epilog="examples:" + (__doc__ or "").split("Examples::", 1)[-1].rstrip(),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        **help_kwargs(__doc__))
     sub = p.add_subparsers(dest="alarm_command", required=True, metavar="ACTION")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="find the daemon's state directory from this file")

@@ -32,15 +32,14 @@ import json
 import sys
 from typing import Any
 
+from ..helptext import help_kwargs
 from ..tables import render
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "calibrate", help="field re-zero or two-point calibration, with history",
-        description=(__doc__ or "").split("\n\n")[0],
-        epilog="examples:" + (__doc__ or "").split("Examples::", 1)[-1].rstrip(),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        **help_kwargs(__doc__))
     p.add_argument("method", choices=("zero", "two-point", "history"))
     p.add_argument("sensor", help="sensor id or device channel")
     p.add_argument("--quantity", help="which quantity reads --reference (or takes the "

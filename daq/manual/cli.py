@@ -26,15 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from ..access import denied, missing_dir, present
+from ..helptext import help_kwargs
 from ..tables import render
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "manual", help="enter manual readings and compare them with the automatic ones",
-        description=(__doc__ or "").split("\n\n")[0],
-        epilog="examples:" + (__doc__ or "").split("Examples::", 1)[-1].rstrip(),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        **help_kwargs(__doc__))
     sub = p.add_subparsers(dest="manual_command", required=True, metavar="ACTION")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", required=True, help="YAML configuration file")
