@@ -135,22 +135,18 @@ def draw(board: Board, title: str, out: TextIO) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .control import RequestError
-    from .control_client import ControlDenied, ControlUnavailable, connect
+    from .control_client import ControlDenied, ControlUnavailable, connect, where
+    from .errors import ConfigError
 
-    state = None
-    if args.config and not args.state_dir:
-        from . import config
-        from .errors import ConfigError
-
-        try:
-            state = config.load(args.config).state_dir
-        except ConfigError as err:
-            print(f"daq tail: {args.config}: {err}", file=sys.stderr)
-            return 2
+    try:
+        dirs = where(args)
+    except ConfigError as err:
+        print(f"daq tail: {args.config}: {err}", file=sys.stderr)
+        return 2
     filters = {k: v for k, v in (("device", args.device), ("sensor", args.sensor)) if v}
     live = sys.stdout.isatty() and not (args.plain or args.json)
     try:
-        with connect(args.state_dir, state) as c:
+        with connect(*dirs) as c:
             info = c.call("status")
             title = f"daq tail — site {info['site']} rtu {info['rtu']}"
             events = c.stream("subscribe", **filters)

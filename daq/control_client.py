@@ -100,6 +100,16 @@ def find_socket(state_dir: str | None = None, config_state_dir: str | None = Non
                 socket_path(dirs[0]))
 
 
+def where(args: Any) -> tuple[str | None, str | None]:
+    """(``--state-dir``, the state_dir of ``--config`` when no --state-dir is given): where
+    a command looks for the daemon's socket. A bad configuration raises ConfigError."""
+    if args.config and not args.state_dir:
+        from . import config
+
+        return None, config.load(args.config).state_dir
+    return args.state_dir, None
+
+
 def connect(state_dir: str | None = None, config_state_dir: str | None = None,
             timeout: float = 30.0) -> Client:
     """A client on the running daemon's socket, the first of :func:`candidate_dirs` that

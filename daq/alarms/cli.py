@@ -59,16 +59,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _where(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """(--state-dir, the configuration's state_dir): where the daemon's socket may be."""
-    state = None
-    if args.config and not args.state_dir:
-        from .. import config
-
-        state = config.load(args.config).state_dir
-    return args.state_dir, state
-
-
 def request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     cmd = args.alarm_command
     if cmd == "list":
@@ -99,17 +89,17 @@ def _login() -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..control import RequestError
-    from ..control_client import ControlDenied, ControlUnavailable, connect
+    from ..control_client import ControlDenied, ControlUnavailable, connect, where
     from ..errors import ConfigError
 
     try:
         cmd, body = request(args)
-        where = _where(args)
+        dirs = where(args)
     except (ValueError, ConfigError) as err:
         print(f"daq alarm: {err}", file=sys.stderr)
         return 2
     try:
-        with connect(*where, timeout=30.0) as c:
+        with connect(*dirs, timeout=30.0) as c:
             out = c.call(cmd, **body)
     except (ControlUnavailable, ControlDenied) as err:
         print(f"daq alarm: {err} (alarm commands need the running daemon)", file=sys.stderr)

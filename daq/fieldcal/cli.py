@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..control import RequestError
-    from ..control_client import ControlDenied, ControlUnavailable, connect
+    from ..control_client import ControlDenied, ControlUnavailable, connect, where
     from ..errors import ConfigError
 
     try:
@@ -68,15 +68,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"daq calibrate: --point: {err}", file=sys.stderr)
         return 2
-    state = None
-    if args.config and not args.state_dir:
-        from .. import config
-
-        try:
-            state = config.load(args.config).state_dir
-        except ConfigError as err:
-            print(f"daq calibrate: {err}", file=sys.stderr)
-            return 2
+    try:
+        dirs = where(args)
+    except ConfigError as err:
+        print(f"daq calibrate: {err}", file=sys.stderr)
+        return 2
     if args.method == "history":
         cmd, body = "calibration_history", {"sensor": args.sensor}
     else:
@@ -90,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             body["points"] = points
         cmd = "calibrate"
     try:
-        with connect(args.state_dir, state, timeout=30.0) as c:
+        with connect(*dirs, timeout=30.0) as c:
             out = c.call(cmd, **body)
     except (ControlUnavailable, ControlDenied) as err:
         print(f"daq calibrate: {err} (calibration needs the running daemon)", file=sys.stderr)
