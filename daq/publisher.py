@@ -27,7 +27,7 @@ import structlog
 from . import __version__
 from .config import MqttConfig
 from .model import Lane, format_ts, utcnow
-from .outbox import Outbox, Row
+from .outbox import Outbox
 
 log = structlog.get_logger("daq.publisher")
 
@@ -49,6 +49,9 @@ class LinkState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_Row = tuple[int, str, int, bytes]  # id, topic, readings, their JSON (Outbox.read)
+
+
 class _Window:
     """One connection's sending state. Acknowledgements come back per message, rows go
     out grouped by topic; the outbox is cleared by range, so each lane keeps the ids it
@@ -58,9 +61,9 @@ class _Window:
         self.inflight: dict[int, tuple[Lane, list[int], int]] = {}
         self.cursor = dict.fromkeys(Lane, 0)  # last row id read from the outbox
         # read, not yet sent: whole messages, and per topic the rows of one not yet full
-        self.ready: dict[Lane, collections.deque[tuple[str, list[Row]]]] = {
+        self.ready: dict[Lane, collections.deque[tuple[str, list[_Row]]]] = {
             lane: collections.deque() for lane in Lane}
-        self.partial: dict[Lane, dict[str, tuple[list[Row], int]]] = {
+        self.partial: dict[Lane, dict[str, tuple[list[_Row], int]]] = {
             lane: {} for lane in Lane}
         self.held = dict.fromkeys(Lane, 0)  # rows in ready + partial
         self.sent: dict[Lane, collections.deque[int]] = {
@@ -104,7 +107,8 @@ class Publisher(threading.Thread):
         self._lost = threading.Event()
         self._connack = threading.Event()
         self._connack_rc: Any = None
-        self._site_json, self._rtu_json = json.dumps(site), json.dumps(rtu)
+        self._head = (f'{{"v":{PAYLOAD_VERSION},"site":{json.dumps(site)},'
+                      f'"rtu":{json.dumps(rtu)},"readings":[').encode()
         self.ack_interval = ack_interval
         # messages handed to paho: its window (max_inflight) plus a queue it sends from as
         # PUBACKs come, without waiting for this thread; a fresh client per connection,
@@ -336,21 +340,22 @@ class Publisher(threading.Thread):
         for lane in Lane:
             ready, partial = w.ready[lane], w.partial[lane]
             if not ready:
-                rows = self.outbox.pending(lane, w.cursor[lane], limit) \
+                rows = self.outbox.read(lane, w.cursor[lane], limit) \
                     if self.outbox.has_pending(lane, w.cursor[lane]) else []
                 if rows:
-                    w.cursor[lane] = rows[-1].id
-                    w.sent[lane].extend(r.id for r in rows)
+                    w.cursor[lane] = rows[-1][0]
+                    w.sent[lane].extend(r[0] for r in rows)
                     w.held[lane] += len(rows)
                 for r in rows:
-                    batch, n = partial.get(r.topic, ([], 0))
-                    if batch and n + r.n > size:
-                        ready.append((r.topic, batch))
+                    topic, k = r[1], r[2]
+                    batch, n = partial.get(topic, ([], 0))
+                    if batch and n + k > size:
+                        ready.append((topic, batch))
                         batch, n = [], 0
                     batch.append(r)
-                    partial[r.topic] = (batch, n + r.n)
-                    if n + r.n >= size:
-                        ready.append((r.topic, partial.pop(r.topic)[0]))
+                    partial[topic] = (batch, n + k)
+                    if n + k >= size:
+                        ready.append((topic, partial.pop(topic)[0]))
                 # caught up, or read far ahead with no topic filling up: send the rest
                 if partial and (len(rows) < limit or w.held[lane] >= 2 * limit):
                     ready.extend((t, b) for t, (b, _) in partial.items())
@@ -368,15 +373,13 @@ class Publisher(threading.Thread):
         return False
 
     def _publish(self, client: mqtt.Client, w: _Window, lane: Lane, topic: str,
-                 batch: list[Row]) -> bool:
-        body = (f'{{"v":{PAYLOAD_VERSION},"site":{self._site_json},'
-                f'"rtu":{self._rtu_json},"readings":['
-                + ",".join(r.payload for r in batch) + "]}")
+                 batch: list[_Row]) -> bool:
+        body = self._head + b",".join([r[3] for r in batch]) + b"]}"
         info = client.publish(f"{self.base}/{topic}", body, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self._lost.set()
             return False
-        w.inflight[info.mid] = (lane, [r.id for r in batch], sum(r.n for r in batch))
+        w.inflight[info.mid] = (lane, [r[0] for r in batch], sum([r[2] for r in batch]))
         self.state.messages_sent += 1
         return True
 

@@ -270,3 +270,44 @@ def test_an_outbox_of_the_previous_versions_is_read_and_continued(tmp_path: Path
     assert ob.all_readings() == [json.loads(old)]
     assert ob.add([("t", reading("a", 2.0))], skip={"a": 0}) == [8]
     ob.close()
+
+
+def test_a_batch_of_rows_reads_in_one_step_as_each_row_alone(tmp_path: Path) -> None:
+    """``read`` takes a batch in one step of SQLite and one call of zlib (every row behind
+    a stored copy of the preset dictionary): the same rows, in order, as decoding each
+    alone; rows of the older formats in the batch are read one by one instead; a damaged
+    row fails with an error of its own, never as wrong readings."""
+    import sqlite3
+    import zlib
+
+    import pytest
+
+    from daq.outbox import ZDICT, _T, unpack_bytes
+
+    ob = Outbox(tmp_path / "o.db")
+    for t in range(30):  # topics of every kind of name, polls of 1 to 12 readings
+        ob.add([(f"data/dev {t % 4}/ü", reading(f"c{t % 4}/{i}", t + i / 7))
+                for i in range(1 + t % 12)])
+    ob.sync()
+    table = _T[Lane.RAW]
+    db = sqlite3.connect(tmp_path / "o.db")
+    alone = [(i, topic, n, unpack_bytes(data)) for i, topic, n, data in db.execute(
+        f"SELECT id, topic, n, data FROM {table} ORDER BY id")]
+    assert ob.read(Lane.RAW, 0, 100) == alone
+    assert ob.read(Lane.RAW, alone[9][0], 5) == alone[10:15]
+    assert ob.read(Lane.RAW, alone[-1][0], 5) == []
+    # an older file's rows: zlib with the dictionary named by checksum, and plain zlib
+    c = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, ZDICT)
+    db.execute(f"UPDATE {table} SET data=? WHERE id=?",
+               (c.compress(alone[3][3]) + c.flush(), alone[3][0]))
+    db.execute(f"UPDATE {table} SET data=? WHERE id=?",
+               (zlib.compress(alone[4][3]), alone[4][0]))
+    db.commit()
+    assert ob.read(Lane.RAW, 0, 100) == alone
+    data = db.execute(f"SELECT data FROM {table} WHERE id=?", (alone[7][0],)).fetchone()[0]
+    db.execute(f"UPDATE {table} SET data=? WHERE id=?", (data[:-9], alone[7][0]))
+    db.commit()
+    assert ob.read(Lane.RAW, 0, 7) == alone[:7]
+    with pytest.raises(zlib.error):
+        ob.read(Lane.RAW, 0, 100)
+    ob.close()
