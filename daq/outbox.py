@@ -210,9 +210,9 @@ def _joined(ids: str, ns: str, topics: str, heads: bytes,
     idl = [int(x) for x in ids.split(",")]
     nl, tl = [int(x) for x in ns.split(",")], topics.split("\0")
     if len(heads) != _HEAD.size * len(idl) or not len(nl) == len(tl) == len(idl) or \
-            any(b >= a for a, b in zip(idl[1:], idl)):
+            any(b >= a for a, b in zip(idl[1:], idl, strict=False)):
         return None
-    marks, sizes = zip(*_HEAD.iter_unpack(heads))
+    marks, sizes = zip(*_HEAD.iter_unpack(heads), strict=True)
     if any(m != _RAW for m in marks):
         return None
     d = zlib.decompressobj(-15)
@@ -223,7 +223,7 @@ def _joined(ids: str, ns: str, topics: str, heads: bytes,
     if len(out) != sum(sizes) + len(ZDICT) * len(idl) or d.eof or d.unused_data:
         return None
     rows, pos, skip = [], 0, len(ZDICT)
-    for i, t, n, size in zip(idl, tl, nl, sizes):
+    for i, t, n, size in zip(idl, tl, nl, sizes, strict=True):
         pos += skip
         rows.append((i, t, n, out[pos:pos + size]))
         pos += size

@@ -282,7 +282,7 @@ def test_a_batch_of_rows_reads_in_one_step_as_each_row_alone(tmp_path: Path) -> 
 
     import pytest
 
-    from daq.outbox import ZDICT, _T, unpack_bytes
+    from daq.outbox import _T, ZDICT, unpack_bytes
 
     ob = Outbox(tmp_path / "o.db")
     for t in range(30):  # topics of every kind of name, polls of 1 to 12 readings
