@@ -170,6 +170,7 @@ _ZDICT_ID = zlib.adler32(ZDICT)
 # (a zlib stream, first byte 0x78, with or without ZDICT) still decode, one by one.
 _RAW = 1
 _HEAD = struct.Struct("<BI")
+Stored = tuple[int, str, int, bytes]  # a row as ``Outbox.read`` gives it: id, topic, n, JSON
 _STORED_ZDICT = b"\x00" + struct.pack("<HH", len(ZDICT), len(ZDICT) ^ 0xFFFF) + ZDICT
 
 
@@ -204,7 +205,7 @@ def unpack(data: bytes) -> str:
 
 
 def _joined(ids: str, ns: str, topics: str, heads: bytes,
-            stream: bytes) -> list[tuple[int, str, int, bytes]] | None:
+            stream: bytes) -> list[Stored] | None:
     """``Outbox.read``'s rows from the columns SQLite concatenated in one step, or None
     when they are not all of the current format, or do not line up."""
     idl = [int(x) for x in ids.split(",")]
@@ -552,7 +553,7 @@ class Outbox:
         return [Row(i, int(lane), t, n, p.decode()) for i, t, n, p in
                 self.read(lane, after_id, limit)]
 
-    def read(self, lane: Lane, after_id: int, limit: int) -> list[tuple[int, str, int, bytes]]:
+    def read(self, lane: Lane, after_id: int, limit: int) -> list[Stored]:
         """``pending`` as (id, topic, n, readings as UTF-8 JSON) tuples: the publisher's
         path, which drains tens of thousands of rows a second."""
         args = (after_id, self._durable[lane], limit)

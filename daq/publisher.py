@@ -27,7 +27,7 @@ import structlog
 from . import __version__
 from .config import MqttConfig
 from .model import Lane, format_ts, utcnow
-from .outbox import Outbox
+from .outbox import Outbox, Stored
 
 log = structlog.get_logger("daq.publisher")
 
@@ -49,9 +49,6 @@ class LinkState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_Row = tuple[int, str, int, bytes]  # id, topic, readings, their JSON (Outbox.read)
-
-
 class _Window:
     """One connection's sending state. Acknowledgements come back per message, rows go
     out grouped by topic; the outbox is cleared by range, so each lane keeps the ids it
@@ -61,9 +58,9 @@ class _Window:
         self.inflight: dict[int, tuple[Lane, list[int], int]] = {}
         self.cursor = dict.fromkeys(Lane, 0)  # last row id read from the outbox
         # read, not yet sent: whole messages, and per topic the rows of one not yet full
-        self.ready: dict[Lane, collections.deque[tuple[str, list[_Row]]]] = {
+        self.ready: dict[Lane, collections.deque[tuple[str, list[Stored]]]] = {
             lane: collections.deque() for lane in Lane}
-        self.partial: dict[Lane, dict[str, tuple[list[_Row], int]]] = {
+        self.partial: dict[Lane, dict[str, tuple[list[Stored], int]]] = {
             lane: {} for lane in Lane}
         self.held = dict.fromkeys(Lane, 0)  # rows in ready + partial
         self.sent: dict[Lane, collections.deque[int]] = {
@@ -373,7 +370,7 @@ class Publisher(threading.Thread):
         return False
 
     def _publish(self, client: mqtt.Client, w: _Window, lane: Lane, topic: str,
-                 batch: list[_Row]) -> bool:
+                 batch: list[Stored]) -> bool:
         body = self._head + b",".join([r[3] for r in batch]) + b"]}"
         info = client.publish(f"{self.base}/{topic}", body, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
