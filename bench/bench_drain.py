@@ -35,7 +35,7 @@ from daq.outbox import Outbox
 from daq.publisher import Publisher
 
 BATCH, INFLIGHT = 100, 20
-REPEATS = 3
+REPEATS = 5
 
 
 def fill(ob: Outbox, n: int) -> None:
