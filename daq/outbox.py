@@ -28,6 +28,8 @@ a fresh outbox started: acquisition never stops on a damaged file (``Outbox.set_
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 import os
@@ -166,7 +168,7 @@ _ZDICT_ID = zlib.adler32(ZDICT)
 # such rows inflates in one call, each behind a stored block holding ZDICT: the history
 # every row was compressed against then stands right before it in one stream, so the
 # publisher drains a batch of rows in one step of SQLite and one call of zlib
-# (``Outbox.read``), not one of each per row. Rows of older files
+# (``Outbox.read_topics``), not one of each per row. Rows of older files
 # (a zlib stream, first byte 0x78, with or without ZDICT) still decode, one by one.
 _RAW = 1
 _HEAD = struct.Struct("<BI")
@@ -204,31 +206,45 @@ def unpack(data: bytes) -> str:
     return unpack_bytes(data).decode()
 
 
-def _joined(ids: str, ns: str, topics: str, heads: bytes,
-            stream: bytes) -> list[Stored] | None:
-    """``Outbox.read``'s rows from the columns SQLite concatenated in one step, or None
-    when they are not all of the current format, or do not line up."""
-    idl = [int(x) for x in ids.split(",")]
-    nl, tl = [int(x) for x in ns.split(",")], topics.split("\0")
-    if len(heads) != _HEAD.size * len(idl) or not len(nl) == len(tl) == len(idl) or \
-            any(b >= a for a, b in zip(idl[1:], idl, strict=False)):
-        return None
-    marks, sizes = zip(*_HEAD.iter_unpack(heads), strict=True)
-    if any(m != _RAW for m in marks):
+# A batch for the publisher: the id of its last row, every id in it in order, and per
+# topic (in topic order) the ids, reading counts and JSON texts of its rows in id order.
+Text = bytes | memoryview
+Topics = list[tuple[str, list[int], list[int], list[Text]]]
+
+
+def _grouped(ids: str, ns: str, topics: str, heads: bytes,
+             stream: bytes) -> tuple[list[int], Topics] | None:
+    """``Outbox.read_topics`` from the columns SQLite concatenated in one step, rows in
+    (topic, id) order, or None when they are not all of the current format or do not line
+    up. Every step is one call into C for the whole batch: no Python loop per row."""
+    idl, nl, tl = list(map(int, ids.split(","))), list(map(int, ns.split(","))), \
+        topics.split("\0")
+    count = len(idl)
+    if len(heads) != _HEAD.size * count or not len(nl) == len(tl) == count or \
+            heads[::_HEAD.size] != bytes([_RAW]) * count or tl != sorted(tl):
         return None
     d = zlib.decompressobj(-15)
     try:
         out = d.decompress(stream)
     except zlib.error:
         return None  # row by row, so the damaged row is the one that fails
-    if len(out) != sum(sizes) + len(ZDICT) * len(idl) or d.eof or d.unused_data:
+    sizes = struct.unpack(f"<{'BI' * count}", heads)[1::2]
+    if d.eof or d.unused_data or len(out) != sum(sizes) + len(ZDICT) * count:
         return None
-    rows, pos, skip = [], 0, len(ZDICT)
-    for i, t, n, size in zip(idl, tl, nl, sizes, strict=True):
-        pos += skip
-        rows.append((i, t, n, out[pos:pos + size]))
-        pos += size
-    return rows
+    ends = itertools.accumulate(n + len(ZDICT) for n in sizes)
+    view = memoryview(out)  # each row's text a view, not a copy, until its message
+    texts: list[Text] = [view[e - n:e] for n, e in zip(sizes, ends, strict=True)]
+    groups: Topics = []
+    start = 0
+    while start < count:
+        topic = tl[start]
+        end = bisect.bisect_right(tl, topic, start)
+        gids = idl[start:end]
+        if gids != sorted(gids):
+            return None
+        groups.append((topic, gids, nl[start:end], texts[start:end]))
+        start = end
+    return sorted(idl), groups
 
 
 def decode_row(lane: Lane, r: tuple[int, str, int, bytes]) -> Row:
@@ -554,26 +570,39 @@ class Outbox:
                 self.read(lane, after_id, limit)]
 
     def read(self, lane: Lane, after_id: int, limit: int) -> list[Stored]:
-        """``pending`` as (id, topic, n, readings as UTF-8 JSON) tuples: the publisher's
-        path, which drains tens of thousands of rows a second."""
+        """``pending`` as (id, topic, n, readings as UTF-8 JSON) tuples."""
+        return sorted((i, topic, n, bytes(text)) for topic, ids, ns, texts in
+                      self.read_topics(lane, after_id, limit)[1]
+                      for i, n, text in zip(ids, ns, texts, strict=True))
+
+    def read_topics(self, lane: Lane, after_id: int,
+                    limit: int) -> tuple[list[int], Topics]:
+        """The rows ``read`` gives, grouped by topic for the publisher's messages: every
+        id in order, and per topic its rows' ids, reading counts and texts in id order.
+        The publisher's path, which drains tens of thousands of rows a second."""
         args = (after_id, self._durable[lane], limit)
         with self._lock:  # one step of SQLite for the whole batch: one release of the GIL
             ids, ns, topics, heads, stream = self._db.execute(
                 "SELECT group_concat(id), group_concat(n), group_concat(topic, char(0)), "
                 "CAST(group_concat(substr(data, 1, 5), '') AS BLOB), "
                 "CAST(group_concat(? || substr(data, 6), '') AS BLOB) FROM (SELECT * FROM "
-                f"{_T[lane]} WHERE id>? AND id<=? ORDER BY id LIMIT ?)",
-                (_STORED_ZDICT, *args)).fetchone()
+                f"(SELECT * FROM {_T[lane]} WHERE id>? AND id<=? ORDER BY id LIMIT ?) "
+                "ORDER BY topic, id)", (_STORED_ZDICT, *args)).fetchone()
         if ids is None:
-            return []
-        got = _joined(ids, ns, topics, heads, stream)  # outside the lock: commits go on
+            return [], []
+        got = _grouped(ids, ns, topics, heads, stream)  # outside the lock: commits go on
         if got is not None:
             return got
         with self._lock:  # rows of an older format, or not as expected: one by one
             rows = self._db.execute(f"SELECT id, topic, n, data FROM {_T[lane]} WHERE id>? "
                                     "AND id<=? ORDER BY id LIMIT ?", args).fetchall()
-        texts = [unpack_bytes(r[3]) for r in rows]
-        return [(r[0], r[1], r[2], t) for r, t in zip(rows, texts, strict=True)]
+        by: dict[str, tuple[list[int], list[int], list[Text]]] = {}
+        for i, topic, n, data in rows:
+            g = by.setdefault(topic, ([], [], []))
+            g[0].append(i)
+            g[1].append(n)
+            g[2].append(unpack_bytes(data))
+        return [r[0] for r in rows], [(t, *by[t]) for t in sorted(by)]
 
     def has_pending(self, lane: Lane, after_id: int) -> bool:
         """Whether ``pending`` would return anything (no query: the publisher asks often)."""

@@ -272,11 +272,26 @@ def test_an_outbox_of_the_previous_versions_is_read_and_continued(tmp_path: Path
     ob.close()
 
 
+Grouped = tuple[list[int], list[tuple[str, list[int], list[int], list[bytes]]]]
+
+
+def grouped(ob: Outbox, limit: int) -> Grouped:
+    ids, groups = ob.read_topics(Lane.RAW, 0, limit)
+    return ids, [(t, i, n, [bytes(x) for x in xs]) for t, i, n, xs in groups]
+
+
+def by_topic(rows: list[tuple[int, str, int, bytes]]) -> Grouped:
+    topics = sorted({r[1] for r in rows})
+    return [r[0] for r in rows], [
+        (t, [r[0] for r in rows if r[1] == t], [r[2] for r in rows if r[1] == t],
+         [r[3] for r in rows if r[1] == t]) for t in topics]
+
+
 def test_a_batch_of_rows_reads_in_one_step_as_each_row_alone(tmp_path: Path) -> None:
-    """``read`` takes a batch in one step of SQLite and one call of zlib (every row behind
-    a stored copy of the preset dictionary): the same rows, in order, as decoding each
-    alone; rows of the older formats in the batch are read one by one instead; a damaged
-    row fails with an error of its own, never as wrong readings."""
+    """``read_topics`` takes a batch in one step of SQLite and one call of zlib (every row
+    behind a stored copy of the preset dictionary): the same rows, grouped by topic in id
+    order, as decoding each alone; rows of the older formats in the batch are read one by
+    one instead; a damaged row fails with an error of its own, never as wrong readings."""
     import sqlite3
     import zlib
 
@@ -294,6 +309,7 @@ def test_a_batch_of_rows_reads_in_one_step_as_each_row_alone(tmp_path: Path) -> 
     alone = [(i, topic, n, unpack_bytes(data)) for i, topic, n, data in db.execute(
         f"SELECT id, topic, n, data FROM {table} ORDER BY id")]
     assert ob.read(Lane.RAW, 0, 100) == alone
+    assert grouped(ob, 100) == by_topic(alone)
     assert ob.read(Lane.RAW, alone[9][0], 5) == alone[10:15]
     assert ob.read(Lane.RAW, alone[-1][0], 5) == []
     # an older file's rows: zlib with the dictionary named by checksum, and plain zlib
@@ -304,6 +320,7 @@ def test_a_batch_of_rows_reads_in_one_step_as_each_row_alone(tmp_path: Path) -> 
                (zlib.compress(alone[4][3]), alone[4][0]))
     db.commit()
     assert ob.read(Lane.RAW, 0, 100) == alone
+    assert grouped(ob, 100) == by_topic(alone)
     data = db.execute(f"SELECT data FROM {table} WHERE id=?", (alone[7][0],)).fetchone()[0]
     db.execute(f"UPDATE {table} SET data=? WHERE id=?", (data[:-9], alone[7][0]))
     db.commit()

@@ -169,3 +169,36 @@ def test_an_error_while_serving_does_not_stop_the_publisher(tmp_path: Path) -> N
         sub.close()
         broker.stop()
     assert [r["value"] for r in sub.readings()] == [float(i) for i in range(5)]
+
+
+def test_rows_are_cut_into_messages_of_whole_rows_in_order() -> None:
+    """A topic's rows become messages of at most ``batch_size`` readings, each as many
+    whole rows as fit, in id order, a row of more readings alone; only the last message,
+    not yet full, waits in ``partial`` for the topic's next rows."""
+    import collections
+    import random
+
+    from daq.publisher import _cut
+
+    rng = random.Random(7)
+    for _ in range(300):
+        size = rng.choice([1, 5, 100])
+        ready: collections.deque = collections.deque()
+        partial: dict = {}
+        n_of: dict[int, int] = {}
+        for _read in range(rng.randint(1, 4)):
+            ids = list(range(len(n_of) + 1, len(n_of) + rng.randint(2, 30)))
+            n_of.update((i, rng.choice([1, 3, 10, 40, 150])) for i in ids)
+            _cut(ready, partial, ("t", ids, [n_of[i] for i in ids],
+                                  [b"%d" % i for i in ids]), size)
+        sent: list[int] = []
+        for topic, mids, n, texts in ready:
+            assert topic == "t" and texts == [b"%d" % i for i in mids]
+            assert n == sum(n_of[i] for i in mids)
+            assert n <= size or len(mids) == 1
+            after = mids[-1] + 1  # the next row did not fit (or there is none)
+            assert after not in n_of or n + n_of[after] > size
+            sent += mids
+        left, left_n, _ = partial.get("t", ([], [], []))
+        assert sent + left == sorted(n_of)  # every row once, in order
+        assert sum(left_n) < size and left_n == [n_of[i] for i in left]
