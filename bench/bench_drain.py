@@ -35,7 +35,7 @@ from daq.outbox import Outbox
 from daq.publisher import Publisher
 
 BATCH, INFLIGHT = 100, 20
-REPEATS = 5
+REPEATS = 7
 
 
 def fill(ob: Outbox, n: int) -> None:
@@ -155,6 +155,10 @@ def main() -> None:
             for name, v in (("base", base), ("enc", enc), ("ours", mine))}
     print(f"drain of {total} readings to mosquitto on loopback, QoS 1, batch {BATCH}, "
           f"inflight {INFLIGHT}; median of {REPEATS} runs each")
+    for name, v in (("baseline", base), ("json.dumps", enc), ("daq", mine)):
+        print(f"  runs, k readings/s, {name}: " + " ".join(f"{total / t / 1e3:.0f}" for t in v))
+    print("  ratio daq/baseline, run by run: " + " ".join(
+        f"{b / m:.2f}" for b, m in zip(base, mine, strict=True)))
     print(f"  plain paho, JSON text ready (baseline): {rate['base']:>10.0f} readings/s, "
           f"{total / len(bodies):.1f} readings/message")
     print(f"  plain paho, json.dumps of dicts:        {rate['enc']:>10.0f} readings/s "

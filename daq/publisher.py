@@ -130,6 +130,7 @@ class Publisher(threading.Thread):
         self._halt = threading.Event()
         self.wakeup = threading.Event()  # set by the committer when new rows are accepted
         self._acks: collections.deque[int] = collections.deque()
+        self._wake_after = 1  # acknowledgements that wake this thread (``_serve``)
         self._lost = threading.Event()
         self._connack = threading.Event()
         self._connack_rc: Any = None
@@ -161,7 +162,8 @@ class Publisher(threading.Thread):
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any,
                     props: Any = None) -> None:
         self._acks.append(mid)
-        self.wakeup.set()
+        if len(self._acks) >= self._wake_after:
+            self.wakeup.set()
 
     @staticmethod
     def _on_socket_open(client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -310,7 +312,13 @@ class Publisher(threading.Thread):
                     {"v": PAYLOAD_VERSION, "site": self.site, "rtu": self.rtu,
                      "ts": format_ts(utcnow()), **self._health()}, separators=(",", ":")),
                     qos=1)
+            # while catching up, wake when half the window is acknowledged, not at every
+            # PUBACK: paho still holds the other half to send, and a wake per message
+            # costs both threads the GIL (at least one ack is always awaited: the
+            # messages in flight all come back)
+            self._wake_after = max(1, len(w.inflight) // 2)
             self.wakeup.wait(min(0.5, self.ack_interval))
+            self._wake_after = 1
         self._settle(w, force=True)
         self._waiting = dict.fromkeys(Lane, 0)  # not deleted: will be sent again
 
