@@ -206,7 +206,7 @@ def unpack(data: bytes) -> str:
     return unpack_bytes(data).decode()
 
 
-# A batch for the publisher: the id of its last row, every id in it in order, and per
+# A batch for the publisher (``Outbox.read_topics``): every id in it, in order, and per
 # topic (in topic order) the ids, reading counts and JSON texts of its rows in id order.
 Text = bytes | memoryview
 Topics = list[tuple[str, list[int], list[int], list[Text]]]
