@@ -224,9 +224,9 @@ class SessionSolver(threading.Thread):
         items, info = readings(outcome)
         state = self.points[p.name]
         items += update_series(state, outcome, self.cfg.sessions.hours, self.dir)
+        state["last"] = info  # before the commit: status never lags what subscribers see
         if self._commit(items):   # else left unsolved: a restart solves it again
             state["last_solved"] = f"{start:{STAMP}}"
-        state["last"] = info
         if outcome.adopted_reference and outcome.reference_epoch is not None:
             state["reference_epoch"] = {"enu_m": list(outcome.reference_epoch.enu_m),
                                         "label": outcome.reference_epoch.label}
